@@ -1,0 +1,217 @@
+"""The Phase 17 transformer block, in NumPy, with its backward pass written by hand.
+
+Pre-LayerNorm, as in GPT-2 and ViT:
+
+    x = x + dropout(attention(LN1(x)) @ W_o)
+    x = x + dropout(dropout(gelu(LN2(x) @ W_1)) @ W_2)
+
+Each primitive is a pair, `name_forward(...) -> (out, cache)` and `name_backward(dout, cache)`,
+so it can be gradient-checked on its own; the block composes them, and its backward calls the
+same pairs in reverse order. Everything follows the dtype of the parameters: float32 to train,
+float64 to check gradients.
+"""
+
+import math
+
+import numpy as np
+
+# ---------------------------------------------------------------------------- primitives
+
+
+def linear_forward(x, W, b):
+    """x (..., D_in) @ W (D_in, D_out) + b (D_out,) -> out (..., D_out)."""
+    out = x.reshape(-1, x.shape[-1]) @ W + b  # (N, D_out); one 2-D product, not a batched one
+    return out.reshape(*x.shape[:-1], W.shape[1]), (x, W)
+
+
+def linear_backward(dout, cache):
+    """dout (..., D_out) -> dx (..., D_in), dW (D_in, D_out), db (D_out,)."""
+    x, W = cache
+    x2 = x.reshape(-1, x.shape[-1])  # (N, D_in)
+    d2 = dout.reshape(-1, dout.shape[-1])  # (N, D_out)
+    dx = (d2 @ W.T).reshape(x.shape)
+    return dx, x2.T @ d2, d2.sum(axis=0)
+
+
+def layernorm_forward(x, g, b, eps=1e-5):
+    """Normalise x (..., C) over its last axis, then scale by g (C,) and shift by b (C,)."""
+    xc = x - x.mean(axis=-1, keepdims=True)
+    rstd = 1.0 / np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + eps)  # (..., 1)
+    xhat = xc * rstd
+    return xhat * g + b, (xhat, g, rstd)
+
+
+def layernorm_backward(dout, cache):
+    """dout (..., C) -> dx (..., C), dg (C,), db (C,)."""
+    xhat, g, rstd = cache
+    C = xhat.shape[-1]
+    dg = (dout * xhat).reshape(-1, C).sum(axis=0)
+    db = dout.reshape(-1, C).sum(axis=0)
+    dxhat = dout * g
+    # xhat depends on x through the mean and the variance: subtract both projections
+    dx = rstd * (
+        dxhat
+        - dxhat.mean(axis=-1, keepdims=True)
+        - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)
+    )
+    return dx, dg, db
+
+
+GELU_C = math.sqrt(2.0 / math.pi)
+
+
+def gelu_forward(x):
+    """GELU, tanh approximation (GPT-2, BERT): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
+    t = np.tanh(GELU_C * (x + 0.044715 * x**3))
+    return 0.5 * x * (1.0 + t), (x, t)
+
+
+def gelu_backward(dout, cache):
+    x, t = cache
+    du_dx = GELU_C * (1.0 + 3 * 0.044715 * x * x)
+    # product rule: d/dx [0.5·x·(1+t)] = 0.5·(1+t) + 0.5·x·(1-t²)·du/dx
+    return dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du_dx)
+
+
+def dropout_forward(x, p, rng):
+    """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p).
+
+    p == 0 (evaluation) is the identity and keeps no mask.
+    """
+    if p == 0.0:
+        return x, None
+    mask = (rng.random(x.shape, dtype=x.dtype) >= p) * x.dtype.type(1.0 / (1.0 - p))
+    return x * mask, mask
+
+
+def dropout_backward(dout, mask):
+    return dout if mask is None else dout * mask
+
+
+def attention_forward(qkv, n_heads, causal):
+    """Multi-head scaled dot-product attention.
+
+    qkv (B, T, 3C), the fused projection -> y (B, T, C), cache. cache[-1] is the attention
+    probabilities att (B, H, T, T): att[b, h, i, j] is how much token i reads token j.
+    """
+    B, T, C3 = qkv.shape
+    C = C3 // 3
+    hs = C // n_heads
+    q, k, v = qkv.reshape(B, T, 3, n_heads, hs).transpose(2, 0, 3, 1, 4)  # each (B, H, T, hs)
+    scale = 1.0 / math.sqrt(hs)
+    scores = (q @ k.transpose(0, 1, 3, 2)) * scale  # (B, H, T, T)
+    if causal:  # token i may read tokens 0..i only
+        scores[..., np.triu(np.ones((T, T), dtype=bool), k=1)] = -np.inf
+    scores -= scores.max(axis=-1, keepdims=True)  # stable softmax; row max is finite (j=0)
+    att = np.exp(scores)
+    att /= att.sum(axis=-1, keepdims=True)
+    y = att @ v  # (B, H, T, hs)
+    y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, H, hs) -> (B, T, C)
+    return y, (q, k, v, scale, att)
+
+
+def attention_backward(dy, cache):
+    """dy (B, T, C) -> dqkv (B, T, 3C)."""
+    q, k, v, scale, att = cache
+    B, H, T, hs = q.shape
+    dy = dy.reshape(B, T, H, hs).transpose(0, 2, 1, 3)  # (B, H, T, hs)
+    datt = dy @ v.transpose(0, 1, 3, 2)  # (B, H, T, T)
+    dv = att.transpose(0, 1, 3, 2) @ dy  # (B, H, T, hs)
+    # softmax backward, row by row: ds = att ⊙ (datt − Σ_j datt·att); masked entries have att = 0
+    dscores = att * (datt - (datt * att).sum(axis=-1, keepdims=True))
+    dscores *= scale
+    dq = dscores @ k  # (B, H, T, hs)
+    dk = dscores.transpose(0, 1, 3, 2) @ q  # (B, H, T, hs)
+    dqkv = np.stack([dq, dk, dv])  # (3, B, H, T, hs)
+    return dqkv.transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * H * hs)  # (B, T, 3, H, hs) -> (B, T, 3C)
+
+
+# ---------------------------------------------------------------------------- the block
+
+
+class TransformerBlock:
+    """One pre-LN transformer block. `causal=True` for text; `causal=False` for images.
+
+    Owns `params` and `grads` (same keys). `forward` keeps what `backward` needs; `backward`
+    adds into `grads` (call `zero_grad` between steps) and returns the gradient of its input.
+    `att` holds the attention probabilities (B, H, T, T) of the last forward.
+    """
+
+    def __init__(self, d_model, n_heads, d_ff, dropout=0.0, causal=True, rng=None,
+                 dtype=np.float32):
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout={dropout} must be in [0, 1)")
+        self.n_heads, self.dropout, self.causal = n_heads, dropout, causal
+        self.rng = rng if rng is not None else np.random.default_rng(0)  # weights, then dropout
+        C, F = d_model, d_ff
+
+        def weight(fan_in, fan_out):  # N(0, 1/fan_in): keeps activations at unit scale
+            return self.rng.normal(0.0, 1.0 / math.sqrt(fan_in), (fan_in, fan_out)).astype(dtype)
+
+        self.params = {
+            "ln1_g": np.ones(C, dtype), "ln1_b": np.zeros(C, dtype),
+            "W_qkv": weight(C, 3 * C), "b_qkv": np.zeros(3 * C, dtype),
+            "W_o": weight(C, C), "b_o": np.zeros(C, dtype),
+            "ln2_g": np.ones(C, dtype), "ln2_b": np.zeros(C, dtype),
+            "W_1": weight(C, F), "b_1": np.zeros(F, dtype),
+            "W_2": weight(F, C), "b_2": np.zeros(C, dtype),
+        }  # fmt: skip
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.att = None
+
+    def forward(self, x, train=False):
+        """x (B, T, C) -> (B, T, C). Dropout only when train=True."""
+        p, drop = self.params, (self.dropout if train else 0.0)
+        h, c_ln1 = layernorm_forward(x, p["ln1_g"], p["ln1_b"])
+        qkv, c_qkv = linear_forward(h, p["W_qkv"], p["b_qkv"])  # (B, T, 3C)
+        y, c_att = attention_forward(qkv, self.n_heads, self.causal)  # (B, T, C)
+        a, c_o = linear_forward(y, p["W_o"], p["b_o"])
+        a, m_o = dropout_forward(a, drop, self.rng)
+        x = x + a
+        h, c_ln2 = layernorm_forward(x, p["ln2_g"], p["ln2_b"])
+        f, c_1 = linear_forward(h, p["W_1"], p["b_1"])  # (B, T, F)
+        g, c_gelu = gelu_forward(f)
+        g, m_g = dropout_forward(g, drop, self.rng)
+        m, c_2 = linear_forward(g, p["W_2"], p["b_2"])  # (B, T, C)
+        m, m_2 = dropout_forward(m, drop, self.rng)
+        self.att = c_att[-1]
+        self.cache = (c_ln1, c_qkv, c_att, c_o, m_o, c_ln2, c_1, c_gelu, m_g, c_2, m_2)
+        return x + m
+
+    def backward(self, dout):
+        """dout (B, T, C) -> dx (B, T, C); adds the parameter gradients into `grads`."""
+        c_ln1, c_qkv, c_att, c_o, m_o, c_ln2, c_1, c_gelu, m_g, c_2, m_2 = self.cache
+        gr = self.grads
+        # MLP branch: x_out = x_mid + m, so dx_mid gets dout directly and through the branch
+        dm = dropout_backward(dout, m_2)
+        dg, dW, db = linear_backward(dm, c_2)
+        gr["W_2"] += dW
+        gr["b_2"] += db
+        dg = dropout_backward(dg, m_g)
+        df = gelu_backward(dg, c_gelu)
+        dh, dW, db = linear_backward(df, c_1)
+        gr["W_1"] += dW
+        gr["b_1"] += db
+        dx, dg_ln, db_ln = layernorm_backward(dh, c_ln2)
+        gr["ln2_g"] += dg_ln
+        gr["ln2_b"] += db_ln
+        dx += dout  # residual
+        # attention branch: x_mid = x + a
+        da = dropout_backward(dx, m_o)
+        dy, dW, db = linear_backward(da, c_o)
+        gr["W_o"] += dW
+        gr["b_o"] += db
+        dqkv = attention_backward(dy, c_att)
+        dh, dW, db = linear_backward(dqkv, c_qkv)
+        gr["W_qkv"] += dW
+        gr["b_qkv"] += db
+        dx_in, dg_ln, db_ln = layernorm_backward(dh, c_ln1)
+        gr["ln1_g"] += dg_ln
+        gr["ln1_b"] += db_ln
+        return dx_in + dx  # residual
+
+    def zero_grad(self):
+        for g in self.grads.values():
+            g.fill(0)
