@@ -1,0 +1,178 @@
+"""TinyViT: shapes, patchify, a gradient check of every tensor, dropout, checkpoints."""
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradcheck import TOL, numerical_grad, rel_error
+
+import vit
+from minimodel.transformer import block as phase17
+from vit import TinyViT, ViTConfig, cross_entropy, patchify, tiny_config, unpatchify
+
+rng = np.random.default_rng(0)
+B = 3
+
+
+def images(cfg, n=B):
+    return rng.uniform(-1, 1, (n, cfg.image_size, cfg.image_size, 3)).astype(np.float32)
+
+
+def randomise(model, scale=0.3):
+    """Move every tensor off its init (zero head, unit gains) so no gradient is trivially zero."""
+    for _, p, _ in model.named_parameters():
+        p += (rng.normal(size=p.shape) * scale).astype(p.dtype)
+
+
+# ---------------------------------------------------------------- the spec's five
+
+
+def test_patchify_shape():
+    assert patchify(images(ViTConfig()), 4).shape == (B, 64, 48)
+
+
+def test_cls_is_prepended():
+    model = TinyViT(ViTConfig())
+    x = model.embed(images(model.cfg))
+    assert x.shape == (B, 65, 64)
+    p = model.params
+    assert np.allclose(x[:, 0], p["cls"][0, 0] + p["pos"][0, 0])  # token 0 is [CLS], same for all
+
+
+def test_position_embedding_shape_and_broadcast():
+    model = TinyViT(ViTConfig())
+    assert model.params["pos"].shape == (1, 65, 64)
+    xs = images(model.cfg)
+    before = model.embed(xs)
+    model.params["pos"][0, 7, 3] += 1.0
+    delta = model.embed(xs) - before
+    assert np.allclose(delta[:, 7, 3], 1.0)  # every image of the batch got it
+    assert np.count_nonzero(np.abs(delta) > 1e-6) == B  # and nothing else moved
+
+
+@pytest.mark.parametrize("n_classes", [5, 15, 300])
+def test_forward_shape(n_classes):
+    model = TinyViT(ViTConfig(n_classes=n_classes))
+    assert model.forward(images(model.cfg)).shape == (B, n_classes)
+    assert model.encode(images(model.cfg)).shape == (B, 64)  # the features the next lab uses
+
+
+def test_gradient_sanity_full_config():
+    model = TinyViT(ViTConfig())
+    y = np.array([0, 1, 4])
+    loss, dlogits = cross_entropy(model.forward(images(model.cfg), train=True), y)
+    assert loss == pytest.approx(math.log(5), abs=1e-6)  # zero head: uniform prediction
+    randomise(model, 0.05)
+    loss, dlogits = cross_entropy(model.forward(images(model.cfg), train=True), y)
+    model.zero_grad()
+    model.backward(dlogits)
+    for name, p, g in model.named_parameters():
+        assert g.shape == p.shape and g.dtype == np.float32, name
+        assert np.isfinite(g).all() and np.abs(g).max() > 0, f"{name}: no gradient"
+
+
+# ---------------------------------------------------------------- patchify
+
+
+def test_patchify_matches_explicit_slices():
+    x = images(ViTConfig())
+    patches = patchify(x, 4)
+    for p in (0, 1, 8, 27, 63):
+        i, j = divmod(p, 8)  # patch p = 8·i + j: row block i, column block j
+        assert np.array_equal(patches[:, p], x[:, 4 * i:4 * i + 4, 4 * j:4 * j + 4].reshape(B, 48))
+    assert np.array_equal(unpatchify(patches, 4, 32), x)
+
+
+# ---------------------------------------------------------------- gradient check
+
+
+def test_every_gradient_of_the_whole_model():
+    """Float64 central differences on every entry of every tensor, and of the input."""
+    model = TinyViT(tiny_config(), dtype=np.float64)
+    randomise(model)
+    x = rng.uniform(-1, 1, (2, 8, 8, 3))
+    R = rng.normal(size=(2, model.cfg.n_classes))
+
+    def loss():
+        return float((model.forward(x) * R).sum())
+
+    loss()
+    model.zero_grad()
+    dx = model.backward(R)
+    assert rel_error(dx, numerical_grad(loss, x)) < TOL, "input"
+    names = []
+    for name, p, g in model.named_parameters():
+        err = rel_error(g, numerical_grad(loss, p))
+        assert err < TOL, f"{name}: relative error {err:.1e}"
+        names.append(name)
+    assert len(names) == 8 + 12 * model.cfg.n_blocks  # no tensor skipped
+
+
+def test_cross_entropy_gradient():
+    logits = rng.normal(size=(4, 5))
+    y = np.array([0, 3, 4, 3])
+    _, d = cross_entropy(logits, y)
+    assert rel_error(d, numerical_grad(lambda: cross_entropy(logits, y)[0], logits)) < TOL
+
+
+# ---------------------------------------------------------------- dropout
+
+
+def test_dropout_only_in_training_and_seeded():
+    cfg = ViTConfig(dropout=0.1)
+    x = images(cfg)
+
+    def model(seed):
+        m = TinyViT(cfg, seed=seed)
+        m.params["W_head"][...] = 0.1  # a non-zero head, so dropout shows in the logits
+        return m
+
+    a = model(3)
+    assert np.array_equal(a.forward(x), a.forward(x))  # evaluation: deterministic, no dropout
+    assert not np.allclose(a.forward(x, train=True), a.forward(x))  # training drops
+    assert np.array_equal(model(3).forward(x, train=True), model(3).forward(x, train=True))
+    assert not np.allclose(model(4).forward(x, train=True), model(3).forward(x, train=True))
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def test_save_load_gives_identical_logits(tmp_path):
+    model = TinyViT(ViTConfig(n_classes=15))
+    randomise(model, 0.05)
+    x = images(model.cfg)
+    path = tmp_path / "model.npz"
+    model.save(path, meta={"task": "tense_person"})
+    loaded, meta = TinyViT.load(path, expect=ViTConfig(n_classes=15))
+    assert meta == {"task": "tense_person"}
+    assert np.array_equal(loaded.forward(x), model.forward(x))
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary left behind
+
+
+def test_load_refuses_another_config(tmp_path):
+    path = tmp_path / "model.npz"
+    TinyViT(ViTConfig(n_classes=5)).save(path)
+    with pytest.raises(ValueError, match=r"n_classes=5 \(expected 15\)"):
+        TinyViT.load(path, expect=ViTConfig(n_classes=15))
+
+
+# ---------------------------------------------------------------- the design holds
+
+
+def test_parameter_total_matches_blueprint(capsys):
+    vit.main([])
+    printed = int(re.search(r"total\s+([\d,]+)", capsys.readouterr().out)[1].replace(",", ""))
+    blueprint = (Path(__file__).parents[1] / "BLUEPRINT.md").read_text()
+    assert printed == int(re.search(r"\*\*total\*\* \| \| \*\*([\d,]+)\*\*", blueprint)[1]
+                          .replace(",", ""))
+    assert printed == TinyViT(ViTConfig()).n_params() == 207_749
+
+
+def test_vit_imports_the_phase17_block():
+    assert vit.TransformerBlock is phase17.TransformerBlock
+    model = TinyViT(ViTConfig())
+    assert all(isinstance(b, phase17.TransformerBlock) and not b.causal for b in model.blocks)
+    source = Path(vit.__file__).read_text()
+    assert not re.search(r"def \w*attention|transpose\(0, 1, 3, 2\)", source)  # nothing copied

@@ -1,0 +1,302 @@
+"""TinyViT: a Vision Transformer in NumPy, forward and backward written by hand.
+
+    image (B, 32, 32, 3) -> 64 patches of 48 -> linear -> [CLS] + 64 tokens -> + positions
+    -> 4 x TransformerBlock(causal=False) -> LayerNorm([CLS]) -> head -> logits (B, n_classes)
+
+The transformer block is the Phase 17 one, imported from src/minimodel: the only vision-specific
+parts of this file are `patchify` and the patch embedding. `encode` returns the [CLS] features
+without the head (the next lab's image encoder); `forward` adds the head.
+
+    python vit.py           prints the parameter table of the default config
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import zipfile
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from minimodel.transformer.block import (
+    TransformerBlock,
+    dropout_backward,
+    dropout_forward,
+    layernorm_backward,
+    layernorm_forward,
+    linear_backward,
+    linear_forward,
+)
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    image_size: int = 32  # icons are image_size × image_size RGB
+    patch_size: int = 4  # (32/4)² = 64 patches
+    channels: int = 3
+    d_model: int = 64
+    n_heads: int = 4  # head size d_model / n_heads = 16
+    n_blocks: int = 4
+    d_ff: int = 256  # 4× expansion in the MLP
+    dropout: float = 0.1
+    n_classes: int = 5  # 5 tenses; 15 tense×person; 300 verb×tense×person
+
+    def __post_init__(self):
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size={self.image_size} is not a multiple of "
+                             f"patch_size={self.patch_size}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not a multiple of n_heads={self.n_heads}")
+
+    @property
+    def n_patches(self):
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def patch_dim(self):
+        return self.patch_size * self.patch_size * self.channels
+
+
+def tiny_config(**overrides):
+    """A config small enough to gradient-check every entry of every tensor in seconds."""
+    small = {"image_size": 8, "patch_size": 4, "d_model": 8, "n_heads": 2, "n_blocks": 2,
+             "d_ff": 16, "dropout": 0.0, "n_classes": 3}
+    return ViTConfig(**{**small, **overrides})
+
+
+# ---------------------------------------------------------------------------- patchify
+
+
+def patchify(x, P):
+    """(B, H, W, C) images -> (B, N, P·P·C) patches, N = (H/P)·(W/P), in row-major patch order."""
+    B, H, W, C = x.shape
+    assert H % P == 0 and W % P == 0, f"image {H}×{W} is not divisible into {P}×{P} patches"
+    x = x.reshape(B, H // P, P, W // P, P, C)  # (B, nh, P, nw, P, C)
+    x = x.transpose(0, 1, 3, 2, 4, 5)  # (B, nh, nw, P, P, C)
+    return x.reshape(B, (H // P) * (W // P), P * P * C)  # (B, N, P·P·C)
+
+
+def unpatchify(patches, P, image_size, channels=3):
+    """The inverse of patchify: (B, N, P·P·C) -> (B, H, W, C)."""
+    B = patches.shape[0]
+    n = image_size // P
+    x = patches.reshape(B, n, n, P, P, channels)  # (B, nh, nw, P, P, C)
+    x = x.transpose(0, 1, 3, 2, 4, 5)  # (B, nh, P, nw, P, C)
+    return x.reshape(B, image_size, image_size, channels)
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+class TinyViT:
+    """Patch embedding + [CLS] + positions + transformer blocks + LayerNorm + linear head."""
+
+    def __init__(self, cfg: ViTConfig, seed=0, dtype=np.float32):
+        self.cfg = cfg
+        self.rng = np.random.default_rng(seed)  # initial weights, then dropout masks
+        d, n_tok = cfg.d_model, cfg.n_patches + 1
+        self.params = {
+            "W_patch": self.rng.normal(0, 1 / math.sqrt(cfg.patch_dim), (cfg.patch_dim, d)),
+            "b_patch": np.zeros(d),
+            "cls": self.rng.normal(0, 0.02, (1, 1, d)),
+            "pos": self.rng.normal(0, 0.02, (1, n_tok, d)),
+            "ln_g": np.ones(d),
+            "ln_b": np.zeros(d),
+            "W_head": np.zeros((d, cfg.n_classes)),  # zero head: first loss is ln(n_classes)
+            "b_head": np.zeros(cfg.n_classes),
+        }
+        self.params = {k: v.astype(dtype) for k, v in self.params.items()}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.blocks = [
+            TransformerBlock(d, cfg.n_heads, cfg.d_ff, cfg.dropout, causal=False, rng=self.rng,
+                             dtype=dtype)
+            for _ in range(cfg.n_blocks)
+        ]
+
+    def embed(self, images, train=False):
+        """images (B, H, W, C) -> tokens (B, N+1, d): [CLS] first, then one token per patch."""
+        p = self.params
+        patches = patchify(images, self.cfg.patch_size)  # (B, N, P·P·C)
+        tok, self.c_patch = linear_forward(patches, p["W_patch"], p["b_patch"])  # (B, N, d)
+        B, _, d = tok.shape
+        cls = np.broadcast_to(p["cls"], (B, 1, d))
+        x = np.concatenate([cls, tok], axis=1) + p["pos"]  # (B, N+1, d); pos broadcast over B
+        x, self.m_pos = dropout_forward(x, self.cfg.dropout if train else 0.0, self.rng)
+        return x
+
+    def encode(self, images, train=False):
+        """images (B, H, W, C) in [-1, 1] -> [CLS] features (B, d_model)."""
+        x = self.embed(images, train)  # (B, N+1, d)
+        for block in self.blocks:
+            x = block.forward(x, train)  # (B, N+1, d)
+        self.n_tokens = x.shape[1]
+        # only [CLS] (token 0) is read, so only it is normalised
+        feat, self.c_ln = layernorm_forward(x[:, 0], self.params["ln_g"], self.params["ln_b"])
+        return feat
+
+    def encode_backward(self, dfeat):
+        """dfeat (B, d_model) -> d images (B, H, W, C); adds into the encoder's grads."""
+        g = self.grads
+        dcls, dg, db = layernorm_backward(dfeat, self.c_ln)
+        g["ln_g"] += dg
+        g["ln_b"] += db
+        B, d = dcls.shape
+        dx = np.zeros((B, self.n_tokens, d), dtype=dcls.dtype)  # (B, N+1, d)
+        dx[:, 0] = dcls  # the other tokens reach the loss only through attention
+        for block in reversed(self.blocks):
+            dx = block.backward(dx)
+        dx = dropout_backward(dx, self.m_pos)
+        g["pos"] += dx.sum(axis=0, keepdims=True)
+        g["cls"] += dx[:, :1].sum(axis=0, keepdims=True)
+        dpatches, dW, db = linear_backward(dx[:, 1:], self.c_patch)
+        g["W_patch"] += dW
+        g["b_patch"] += db
+        cfg = self.cfg
+        return unpatchify(dpatches, cfg.patch_size, cfg.image_size, cfg.channels)
+
+    def forward(self, images, train=False):
+        """images (B, H, W, C) -> logits (B, n_classes)."""
+        feat = self.encode(images, train)
+        logits, self.c_head = linear_forward(feat, self.params["W_head"], self.params["b_head"])
+        return logits
+
+    def backward(self, dlogits):
+        """dlogits (B, n_classes) -> d images; fills every parameter's gradient."""
+        dfeat, dW, db = linear_backward(dlogits, self.c_head)
+        self.grads["W_head"] += dW
+        self.grads["b_head"] += db
+        return self.encode_backward(dfeat)
+
+    def named_parameters(self):
+        """Yields (name, param, grad) for every trainable tensor, model first, then blocks."""
+        for k, v in self.params.items():
+            yield k, v, self.grads[k]
+        for i, block in enumerate(self.blocks):
+            for k, v in block.params.items():
+                yield f"blocks.{i}.{k}", v, block.grads[k]
+
+    def n_params(self):
+        return sum(p.size for _, p, _ in self.named_parameters())
+
+    def zero_grad(self):
+        for _, _, g in self.named_parameters():
+            g.fill(0)
+
+    # ------------------------------------------------------------------------ checkpoints
+
+    def save(self, path, meta=None):
+        """Write every parameter, the config and `meta` (a JSON-able dict) to an .npz file.
+
+        Written to a temporary file beside `path`, then moved into place: a crash never leaves
+        a half-written checkpoint.
+        """
+        arrays = {name: p for name, p, _ in self.named_parameters()}
+        arrays["config"] = np.array(json.dumps(asdict(self.cfg)))
+        arrays["meta"] = np.array(json.dumps(meta or {}))
+        tmp = f"{path}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def load(cls, path, expect: ViTConfig | None = None):
+        """Read a checkpoint written by `save` -> (model, meta). Never unpickles anything.
+
+        Raises ValueError naming the file and what is wrong: unreadable, not a checkpoint, a
+        config other than `expect`, or tensors whose names or shapes do not fit the config.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except FileNotFoundError:
+            raise ValueError(f"{path}: no such checkpoint; run train.py first") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path}: not a readable checkpoint ({e}); retrain with train.py"
+                             ) from None
+        try:
+            stored = json.loads(str(arrays.pop("config")))
+            meta = json.loads(str(arrays.pop("meta")))
+            cfg = ViTConfig(**{f.name: stored[f.name] for f in fields(ViTConfig)})
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: not a TinyViT checkpoint (bad config: {e})") from None
+        if expect is not None and cfg != expect:
+            diff = ", ".join(f"{k}={v} (expected {getattr(expect, k)})"
+                             for k, v in asdict(cfg).items() if getattr(expect, k) != v)
+            raise ValueError(f"{path}: checkpoint is for another config: {diff}")
+        model = cls(cfg)
+        want = {name: p for name, p, _ in model.named_parameters()}
+        if set(arrays) != set(want):
+            odd = sorted(set(arrays) ^ set(want))
+            raise ValueError(f"{path}: tensors do not fit the config: {', '.join(odd[:5])}")
+        for name, p in want.items():
+            a = arrays[name]
+            if a.shape != p.shape or a.dtype.kind != "f":
+                raise ValueError(f"{path}: tensor {name} is {a.dtype}{a.shape}, "
+                                 f"expected float{p.shape}")
+            p[...] = a
+        return model, meta
+
+
+# ---------------------------------------------------------------------------- training helpers
+
+
+def cross_entropy(logits, y):
+    """Mean softmax cross-entropy. logits (B, K), y (B,) ints -> loss, dlogits (B, K)."""
+    B = logits.shape[0]
+    z = logits - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))  # (B, K) log-softmax
+    loss = -logp[np.arange(B), y].mean()
+    dlogits = np.exp(logp)  # softmax
+    dlogits[np.arange(B), y] -= 1.0
+    return float(loss), dlogits / B
+
+
+class SGD:
+    """SGD with momentum: v = μ·v + g; p -= lr·v (PyTorch's convention)."""
+
+    def __init__(self, model, momentum=0.9):
+        self.pairs = [(p, g) for _, p, g in model.named_parameters()]
+        self.momentum = momentum
+        self.velocity = [np.zeros_like(p) for p, _ in self.pairs]
+
+    def step(self, lr):
+        for (p, g), v in zip(self.pairs, self.velocity):
+            v *= self.momentum
+            v += g
+            p -= lr * v
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def print_parameter_table(cfg):
+    model = TinyViT(cfg)
+    block_params = model.blocks[0].params
+    rows = [(k, v.shape, v.size) for k, v in model.params.items()]
+    rows += [(f"per block: {k}", v.shape, v.size) for k, v in block_params.items()]
+    print(f"TinyViT {asdict(cfg)}")
+    for name, shape, size in rows:
+        print(f"  {name:<20} {shape!s:<14} {size:>9,}")
+    per_block = sum(v.size for v in block_params.values())
+    print(f"  {'one block':<35} {per_block:>9,}")
+    print(f"  {f'{cfg.n_blocks} blocks':<35} {cfg.n_blocks * per_block:>9,}")
+    print(f"  {'total':<35} {model.n_params():>9,}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="TinyViT: print the parameter table of a config.")
+    ap.add_argument("--n-classes", type=int, default=5, help="size of the head (default 5)")
+    args = ap.parse_args(argv)
+    if args.n_classes < 1:
+        ap.error(f"--n-classes must be positive, got {args.n_classes}")
+    print_parameter_table(ViTConfig(n_classes=args.n_classes))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
