@@ -11,15 +11,19 @@ without the head (the next lab's image encoder); `forward` adds the head.
 """
 
 import argparse
+import ctypes
+import glob
 import json
 import math
 import os
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from minimodel.files import LabError, atomic_write
 from minimodel.transformer.block import (
     TransformerBlock,
     dropout_backward,
@@ -122,7 +126,8 @@ class TinyViT:
         tok, self.c_patch = linear_forward(patches, p["W_patch"], p["b_patch"])  # (B, N, d)
         B, _, d = tok.shape
         cls = np.broadcast_to(p["cls"], (B, 1, d))
-        x = np.concatenate([cls, tok], axis=1) + p["pos"]  # (B, N+1, d); pos broadcast over B
+        x = np.concatenate([cls, tok], axis=1)  # (B, N+1, d)
+        x += p["pos"]  # broadcast over B
         x, self.m_pos = dropout_forward(x, self.cfg.dropout if train else 0.0, self.rng)
         return x
 
@@ -184,66 +189,76 @@ class TinyViT:
         for _, _, g in self.named_parameters():
             g.fill(0)
 
+    def replica(self, seed):
+        """A model that shares this one's parameter arrays but keeps its own activations,
+        gradients and dropout generator: a worker for DataParallel."""
+        twin = TinyViT(self.cfg, seed=seed, dtype=self.params["cls"].dtype)
+        twin.params = self.params
+        for mine, theirs in zip(self.blocks, twin.blocks):
+            theirs.params = mine.params
+        return twin
+
     # ------------------------------------------------------------------------ checkpoints
 
     def save(self, path, meta=None):
         """Write every parameter, the config and `meta` (a JSON-able dict) to an .npz file.
 
         Written to a temporary file beside `path`, then moved into place: a crash never leaves
-        a half-written checkpoint.
+        a half-written checkpoint, and the previous one stays until the new one is complete.
         """
         arrays = {name: p for name, p, _ in self.named_parameters()}
         arrays["config"] = np.array(json.dumps(asdict(self.cfg)))
         arrays["meta"] = np.array(json.dumps(meta or {}))
-        tmp = f"{path}.tmp"
-        try:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path, expect: ViTConfig | None = None):
         """Read a checkpoint written by `save` -> (model, meta). Never unpickles anything.
 
-        Raises ValueError naming the file and what is wrong: unreadable, not a checkpoint, a
+        Raises LabError naming the file and what is wrong: unreadable, not a checkpoint, a
         config other than `expect`, or tensors whose names or shapes do not fit the config.
         """
         try:
             with np.load(path, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in f.files}
         except FileNotFoundError:
-            raise ValueError(f"{path}: no such checkpoint; run train.py first") from None
+            raise LabError(f"{path}: no such checkpoint; run train.py first") from None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise ValueError(f"{path}: not a readable checkpoint ({e}); retrain with train.py"
+            raise LabError(f"{path}: not a readable checkpoint ({e}); retrain with train.py"
                              ) from None
         try:
             stored = json.loads(str(arrays.pop("config")))
             meta = json.loads(str(arrays.pop("meta")))
             cfg = ViTConfig(**{f.name: stored[f.name] for f in fields(ViTConfig)})
         except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: not a TinyViT checkpoint (bad config: {e})") from None
+            raise LabError(f"{path}: not a TinyViT checkpoint (bad config: {e})") from None
         if expect is not None and cfg != expect:
             diff = ", ".join(f"{k}={v} (expected {getattr(expect, k)})"
                              for k, v in asdict(cfg).items() if getattr(expect, k) != v)
-            raise ValueError(f"{path}: checkpoint is for another config: {diff}")
+            raise LabError(f"{path}: checkpoint is for another config: {diff}")
         model = cls(cfg)
         want = {name: p for name, p, _ in model.named_parameters()}
         if set(arrays) != set(want):
             odd = sorted(set(arrays) ^ set(want))
-            raise ValueError(f"{path}: tensors do not fit the config: {', '.join(odd[:5])}")
+            raise LabError(f"{path}: tensors do not fit the config: {', '.join(odd[:5])}")
         for name, p in want.items():
             a = arrays[name]
             if a.shape != p.shape or a.dtype.kind != "f":
-                raise ValueError(f"{path}: tensor {name} is {a.dtype}{a.shape}, "
+                raise LabError(f"{path}: tensor {name} is {a.dtype}{a.shape}, "
                                  f"expected float{p.shape}")
             p[...] = a
         return model, meta
 
 
 # ---------------------------------------------------------------------------- training helpers
+
+
+def to_inputs(images):
+    """uint8 icons (B, H, W, 3) -> float32 in [-1, 1], the scale the model is trained on."""
+    x = images.astype(np.float32)
+    x /= 127.5
+    x -= 1.0
+    return x
 
 
 def cross_entropy(logits, y):
@@ -255,6 +270,58 @@ def cross_entropy(logits, y):
     dlogits = np.exp(logp)  # softmax
     dlogits[np.arange(B), y] -= 1.0
     return float(loss), dlogits / B
+
+
+class DataParallel:
+    """Forward and backward on fixed shards of each batch, one model replica per shard, run
+    in parallel threads; the shards' gradients are summed into the main model's.
+
+    NumPy releases the GIL inside ufuncs and BLAS calls, so on 2 cores two half-batches run
+    side by side, elementwise work included (a single NumPy call uses one core). BLAS is set
+    to one thread per worker, or its own threads would fight the workers for the cores.
+    The shard count is part of the recipe, not of the machine: each shard always draws its
+    dropout from its own generator, so results do not depend on how many cores run them.
+    """
+
+    def __init__(self, model, seed=0, n_shards=2):
+        self.model = model
+        self.replicas = [model] + [model.replica(seed=[seed, i]) for i in range(1, n_shards)]
+        self.pool = ThreadPoolExecutor(min(n_shards, len(os.sched_getaffinity(0))))
+        set_blas_threads(1)
+
+    def _shards(self, n):
+        return np.array_split(np.arange(n), len(self.replicas))
+
+    def train_step(self, x, y):
+        """Fill model's gradients with those of the mean loss over the batch -> loss, logits."""
+
+        def work(replica, idx):
+            logits = replica.forward(x[idx], train=True)
+            loss, dlogits = cross_entropy(logits, y[idx])
+            replica.zero_grad()
+            replica.backward(dlogits * (len(idx) / len(x)))  # shard mean -> batch mean
+            return loss * len(idx), logits
+
+        losses, logits = zip(*self.pool.map(work, self.replicas, self._shards(len(x))))
+        for replica in self.replicas[1:]:
+            for (_, _, g), (_, _, g_shard) in zip(self.model.named_parameters(),
+                                                  replica.named_parameters()):
+                g += g_shard
+        return sum(losses) / len(x), np.concatenate(logits)
+
+    def forward(self, x):
+        """Evaluation-mode logits (no dropout), shards in parallel."""
+        return np.concatenate(list(self.pool.map(lambda r, idx: r.forward(x[idx]),
+                                                 self.replicas, self._shards(len(x)))))
+
+
+def set_blas_threads(n):
+    """Ask NumPy's OpenBLAS for n threads; a no-op for a BLAS this cannot reach."""
+    for lib in _openblas_libs():
+        try:
+            ctypes.CDLL(lib).scipy_openblas_set_num_threads64_(n)
+        except (OSError, AttributeError):
+            pass
 
 
 class SGD:
@@ -273,6 +340,26 @@ class SGD:
 
 
 # ---------------------------------------------------------------------------- main
+
+
+def _openblas_libs():
+    """The OpenBLAS that NumPy's wheels bundle (scipy-openblas, symbols suffixed 64_)."""
+    return glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs",
+                                  "*openblas*"))
+
+
+def blas_info():
+    """The BLAS NumPy calls, and the kernel OpenBLAS picked for this CPU (e.g. 'Haswell')."""
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    info = {"name": blas.get("name"), "version": blas.get("version"), "kernel": None}
+    for lib in _openblas_libs():
+        try:
+            corename = ctypes.CDLL(lib).scipy_openblas_get_corename64_
+        except (OSError, AttributeError):
+            continue
+        corename.restype = ctypes.c_char_p
+        info["kernel"] = corename().decode()
+    return info
 
 
 def print_parameter_table(cfg):

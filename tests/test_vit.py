@@ -176,3 +176,39 @@ def test_vit_imports_the_phase17_block():
     assert all(isinstance(b, phase17.TransformerBlock) and not b.causal for b in model.blocks)
     source = Path(vit.__file__).read_text()
     assert not re.search(r"def \w*attention|transpose\(0, 1, 3, 2\)", source)  # nothing copied
+
+
+# ---------------------------------------------------------------- data parallel
+
+
+def test_data_parallel_step_is_the_full_batch_step():
+    """Two half-batches on two replicas give the full batch's loss and gradients."""
+    model = TinyViT(tiny_config(), dtype=np.float64)
+    randomise(model)
+    x, y = rng.uniform(-1, 1, (7, 8, 8, 3)), np.array([0, 1, 2, 2, 1, 0, 1])  # odd: uneven shards
+    logits = model.forward(x)
+    loss, dlogits = cross_entropy(logits, y)
+    model.zero_grad()
+    model.backward(dlogits)
+    full = [g.copy() for _, _, g in model.named_parameters()]
+    parallel = vit.DataParallel(model)
+    loss_dp, logits_dp = parallel.train_step(x, y)
+    assert loss_dp == pytest.approx(loss, rel=1e-12)
+    assert np.allclose(logits_dp, logits, rtol=1e-12)
+    for (name, _, g), ref in zip(model.named_parameters(), full):
+        assert np.allclose(g, ref, rtol=1e-10, atol=1e-14), name
+    assert np.allclose(parallel.forward(x), logits, rtol=1e-12)
+
+
+def test_data_parallel_dropout_is_seeded():
+    x = images(tiny_config(), 6)
+
+    def grads(seed):
+        model = TinyViT(tiny_config(dropout=0.2), seed=1)
+        randomise(model, 0)
+        model.params["W_head"][...] = 0.1
+        vit.DataParallel(model, seed=seed).train_step(x, np.arange(6) % 3)
+        return np.concatenate([g.ravel() for _, _, g in model.named_parameters()])
+
+    assert np.array_equal(grads(5), grads(5))
+    assert not np.array_equal(grads(5), grads(6))
