@@ -49,7 +49,7 @@ def task_labels(dataset, task):
     return np.array([label(lab) for lab in dataset.labels], dtype=np.int64), names
 
 
-def predict(model, x, batch_size=256):
+def predict(model, x, batch_size=64):
     """Class predictions in evaluation mode (no dropout), batch by batch. `model` is a TinyViT
     or a DataParallel of one."""
     return np.concatenate([model.forward(x[i:i + batch_size]).argmax(axis=1)

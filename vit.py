@@ -8,6 +8,7 @@ parts of this file are `patchify` and the patch embedding. `encode` returns the 
 without the head (the next lab's image encoder); `forward` adds the head.
 
     python vit.py           prints the parameter table of the default config
+    python vit.py --bench   times the training step and inference on this machine
 """
 
 import argparse
@@ -17,6 +18,7 @@ import json
 import math
 import os
 import sys
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
@@ -134,10 +136,10 @@ class TinyViT:
     def encode(self, images, train=False):
         """images (B, H, W, C) in [-1, 1] -> [CLS] features (B, d_model)."""
         x = self.embed(images, train)  # (B, N+1, d)
-        for block in self.blocks:
+        for block in self.blocks[:-1]:
             x = block.forward(x, train)  # (B, N+1, d)
-        self.n_tokens = x.shape[1]
-        # only [CLS] (token 0) is read, so only it is normalised
+        # only [CLS] (token 0) is read from here on: the last block updates it alone
+        x = self.blocks[-1].forward(x, train, n_out=1)  # (B, 1, d)
         feat, self.c_ln = layernorm_forward(x[:, 0], self.params["ln_g"], self.params["ln_b"])
         return feat
 
@@ -147,10 +149,8 @@ class TinyViT:
         dcls, dg, db = layernorm_backward(dfeat, self.c_ln)
         g["ln_g"] += dg
         g["ln_b"] += db
-        B, d = dcls.shape
-        dx = np.zeros((B, self.n_tokens, d), dtype=dcls.dtype)  # (B, N+1, d)
-        dx[:, 0] = dcls  # the other tokens reach the loss only through attention
-        for block in reversed(self.blocks):
+        dx = dcls[:, None]  # (B, 1, d): the last block's only output
+        for block in reversed(self.blocks):  # -> (B, N+1, d)
             dx = block.backward(dx)
         dx = dropout_backward(dx, self.m_pos)
         g["pos"] += dx.sum(axis=0, keepdims=True)
@@ -362,6 +362,74 @@ def blas_info():
     return info
 
 
+def flops_per_image(cfg):
+    """Multiply-adds × 2 of one forward pass, as this code computes it (the last block
+    updates only [CLS]). A training step costs about 3× this: backward is two products per
+    forward product."""
+    d, T, F, hs = cfg.d_model, cfg.n_patches + 1, cfg.d_ff, cfg.d_model // cfg.n_heads
+
+    def block(t_out):  # t_out tokens ask queries and go through W_o and the MLP
+        qkv = 2 * T * d * 3 * d
+        attention = 2 * 2 * cfg.n_heads * t_out * T * hs  # scores and att @ v
+        return qkv + attention + 2 * t_out * d * d + 2 * 2 * t_out * d * F
+
+    embed = 2 * cfg.n_patches * cfg.patch_dim * d
+    return embed + (cfg.n_blocks - 1) * block(T) + block(1) + 2 * d * cfg.n_classes
+
+
+def bench(steps=20, repeats=7, log=print):
+    """Time the training step (batch 32: forward, backward, SGD update) and inference
+    (batch 256) of the default config, after a warm-up; print the figures and return them."""
+    cfg = ViTConfig()
+    model = TinyViT(cfg)
+    parallel, opt = DataParallel(model), SGD(model)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (256, cfg.image_size, cfg.image_size, 3)).astype(np.float32)
+    y = rng.integers(0, cfg.n_classes, 256)
+
+    def train_step():
+        parallel.train_step(x[:32], y[:32])
+        opt.step(1e-3)
+
+    def timed(fn, n):  # the best and the median over `repeats` runs of n calls, s per call
+        fn()
+        fn()  # warm-up
+        runs = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            runs.append((time.perf_counter() - t0) / n)
+        return min(runs), float(np.median(runs))
+
+    step, step_median = timed(train_step, steps)
+    infer, infer_median = timed(lambda: parallel.forward(x), max(1, steps // 4))
+    set_blas_threads(len(os.sched_getaffinity(0)))  # the ceiling: BLAS on every core
+    big = rng.normal(size=(2048, 2048)).astype(np.float32)
+    matmul, _ = timed(lambda: big @ big, 3)
+    set_blas_threads(1)
+    flops = flops_per_image(cfg)
+    r = {"train_ms_per_step": step * 1e3, "train_ms_median": step_median * 1e3,
+         "train_images_per_s": 32 / step, "train_gflops": 3 * flops * 32 / step / 1e9,
+         "infer_ms_per_batch": infer * 1e3, "infer_ms_median": infer_median * 1e3,
+         "infer_images_per_s": 256 / infer, "infer_gflops": flops * 256 / infer / 1e9,
+         "matmul_gflops": 2 * 2048**3 / matmul / 1e9, "blas": blas_info(),
+         "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
+         "cores": len(os.sched_getaffinity(0)), "mflops_per_image_forward": flops / 1e6}
+    log(f"TinyViT default config, float32, {r['cores']} cores; BLAS {r['blas']['name']} "
+        f"{r['blas']['version']}, kernel {r['blas']['kernel']} "
+        f"(OPENBLAS_CORETYPE={r['openblas_coretype_env']})")
+    log(f"forward: {r['mflops_per_image_forward']:.1f} MFLOP per image (training step ≈ 3×)")
+    log(f"training step, batch 32:  {r['train_ms_per_step']:6.1f} ms best, "
+        f"{r['train_ms_median']:6.1f} ms median  -> {r['train_images_per_s']:6.0f} images/s, "
+        f"{r['train_gflops']:5.1f} GFLOP/s")
+    log(f"inference,     batch 256: {r['infer_ms_per_batch']:6.1f} ms best, "
+        f"{r['infer_ms_median']:6.1f} ms median  -> {r['infer_images_per_s']:6.0f} images/s, "
+        f"{r['infer_gflops']:5.1f} GFLOP/s")
+    log(f"ceiling: 2048×2048 float32 matmul on every core: {r['matmul_gflops']:.1f} GFLOP/s")
+    return r
+
+
 def print_parameter_table(cfg):
     model = TinyViT(cfg)
     block_params = model.blocks[0].params
@@ -377,12 +445,19 @@ def print_parameter_table(cfg):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="TinyViT: print the parameter table of a config.")
+    ap = argparse.ArgumentParser(
+        description="TinyViT: print the parameter table of a config, or benchmark it.")
     ap.add_argument("--n-classes", type=int, default=5, help="size of the head (default 5)")
+    ap.add_argument("--bench", action="store_true",
+                    help="time the training step (batch 32) and inference (batch 256)")
+    ap.add_argument("--bench-steps", type=int, default=20, help=argparse.SUPPRESS)  # tests
     args = ap.parse_args(argv)
     if args.n_classes < 1:
         ap.error(f"--n-classes must be positive, got {args.n_classes}")
-    print_parameter_table(ViTConfig(n_classes=args.n_classes))
+    if args.bench:
+        bench(steps=args.bench_steps, repeats=7 if args.bench_steps >= 20 else 1)
+    else:
+        print_parameter_table(ViTConfig(n_classes=args.n_classes))
 
 
 if __name__ == "__main__":

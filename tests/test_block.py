@@ -113,3 +113,27 @@ def test_block_follows_parameter_dtype():
 def test_block_refuses_bad_heads():
     with pytest.raises(ValueError, match="divisible"):
         TransformerBlock(10, 3, 16)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_block_n_out_updates_only_the_first_tokens(causal):
+    """n_out=2: the first two rows of the full output, and every gradient still checked."""
+    block = TransformerBlock(8, 2, 16, dropout=0.0, causal=causal, dtype=np.float64)
+    for v in block.params.values():
+        v += rng.normal(size=v.shape) * 0.3
+    x = rng.normal(size=(2, 5, 8))
+    first_two = block.forward(x, n_out=2)
+    assert block.att.shape == (2, 2, 2, 5)  # two queries over five keys
+    assert np.allclose(first_two, block.forward(x)[:, :2], rtol=1e-12)
+    R = rng.normal(size=(2, 2, 8))
+
+    def loss():
+        return float((block.forward(x, train=True, n_out=2) * R).sum())  # dropout is 0
+
+    loss()
+    block.zero_grad()
+    dx = block.backward(R)
+    assert dx.shape == x.shape
+    assert rel_error(dx, numerical_grad(loss, x)) < TOL, "input"
+    for name, p in block.params.items():
+        assert rel_error(block.grads[name], numerical_grad(loss, p)) < TOL, name

@@ -96,7 +96,7 @@ def test_every_gradient_of_the_whole_model():
     R = rng.normal(size=(2, model.cfg.n_classes))
 
     def loss():
-        return float((model.forward(x) * R).sum())
+        return float((model.forward(x, train=True) * R).sum())  # dropout is 0 in tiny_config
 
     loss()
     model.zero_grad()
@@ -137,6 +137,17 @@ def test_dropout_only_in_training_and_seeded():
 
 
 # ---------------------------------------------------------------- checkpoints
+
+
+def test_evaluation_keeps_no_activations():
+    model = TinyViT(tiny_config())
+    x = images(model.cfg)
+    model.forward(x)  # evaluation
+    assert all(b.cache is None for b in model.blocks) and model.blocks[0].att is not None
+    with pytest.raises(RuntimeError, match="train=True"):
+        model.backward(np.ones((B, model.cfg.n_classes), np.float32))
+    model.forward(x, train=True)
+    model.backward(np.ones((B, model.cfg.n_classes), np.float32))
 
 
 def test_save_load_gives_identical_logits(tmp_path):
@@ -186,7 +197,7 @@ def test_data_parallel_step_is_the_full_batch_step():
     model = TinyViT(tiny_config(), dtype=np.float64)
     randomise(model)
     x, y = rng.uniform(-1, 1, (7, 8, 8, 3)), np.array([0, 1, 2, 2, 1, 0, 1])  # odd: uneven shards
-    logits = model.forward(x)
+    logits = model.forward(x, train=True)  # dropout is 0 in tiny_config
     loss, dlogits = cross_entropy(logits, y)
     model.zero_grad()
     model.backward(dlogits)

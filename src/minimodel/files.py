@@ -28,8 +28,8 @@ def write_json(path, obj):
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
 
 
-def update_manifest(path, key, value):
-    """Set manifest[key] = value in a JSON file, keeping every other entry."""
+def update_manifest(path, value, *keys):
+    """Set manifest[keys[0]][keys[1]]... = value in a JSON file, keeping every other entry."""
     path = Path(path)
     manifest = {}
     if path.exists():
@@ -37,7 +37,13 @@ def update_manifest(path, key, value):
             manifest = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise LabError(f"{path}: not valid JSON ({e}); fix or delete it") from None
-        if not isinstance(manifest, dict):
-            raise LabError(f"{path}: expected a JSON object; fix or delete it")
-    manifest[key] = value
+    node = manifest
+    for key in keys[:-1]:
+        if not isinstance(node, dict):
+            break
+        node = node.setdefault(key, {})
+    if not isinstance(node, dict):
+        raise LabError(f"{path}: expected JSON objects along {'.'.join(keys[:-1])}; "
+                       f"fix or delete it")
+    node[keys[-1]] = value
     write_json(path, manifest)

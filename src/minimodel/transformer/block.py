@@ -129,33 +129,37 @@ def dropout_backward(dout, mask):
     return dx
 
 
-def attention_forward(qkv, n_heads, causal):
+def attention_forward(qkv, n_heads, causal, n_out=None):
     """Multi-head scaled dot-product attention.
 
-    qkv (B, T, 3C), the fused projection -> y (B, T, C), cache. cache[-1] is the attention
-    probabilities att (B, H, T, T): att[b, h, i, j] is how much token i reads token j.
+    qkv (B, T, 3C), the fused projection -> y (B, T', C), cache, where only the first
+    T' = n_out tokens (default all T) ask queries; every token is read as key and value.
+    cache[-1] is the attention probabilities att (B, H, T', T): att[b, h, i, j] is how much
+    token i reads token j.
     """
     B, T, C3 = qkv.shape
     C = C3 // 3
     hs = C // n_heads
+    Tq = T if n_out is None else n_out
     q, k, v = qkv.reshape(B, T, 3, n_heads, hs).transpose(2, 0, 3, 1, 4)  # each (B, H, T, hs)
-    q = q * (1.0 / math.sqrt(hs))  # scale q rather than the 4× larger scores
-    att = q @ k.transpose(0, 1, 3, 2)  # (B, H, T, T) scores
+    q = q[:, :, :Tq] * (1.0 / math.sqrt(hs))  # (B, H, T', hs); scaling q is cheaper than scores
+    att = q @ k.transpose(0, 1, 3, 2)  # (B, H, T', T) scores
     if causal:  # token i may read tokens 0..i only
-        att[..., np.triu(np.ones((T, T), dtype=bool), k=1)] = -np.inf
+        att[..., np.triu(np.ones((Tq, T), dtype=bool), k=1)] = -np.inf
     att -= att.max(axis=-1, keepdims=True)  # stable softmax; row max is finite (j=0)
     np.exp(att, out=att)
     att /= att.sum(axis=-1, keepdims=True)
-    y = np.empty((B, T, n_heads, hs), dtype=qkv.dtype)
-    np.matmul(att, v, out=y.transpose(0, 2, 1, 3))  # (B, H, T, hs), written as (B, T, H, hs)
-    return y.reshape(B, T, C), (q, k, v, att)
+    y = np.empty((B, Tq, n_heads, hs), dtype=qkv.dtype)
+    np.matmul(att, v, out=y.transpose(0, 2, 1, 3))  # (B, H, T', hs), written as (B, T', H, hs)
+    return y.reshape(B, Tq, C), (q, k, v, att)
 
 
 def attention_backward(dy, cache):
-    """dy (B, T, C) -> dqkv (B, T, 3C)."""
+    """dy (B, T', C) -> dqkv (B, T, 3C)."""
     q, k, v, att = cache  # q is already scaled by 1/√hs
-    B, H, T, hs = q.shape
-    dy = dy.reshape(B, T, H, hs).transpose(0, 2, 1, 3)  # (B, H, T, hs)
+    B, H, Tq, hs = q.shape
+    T = k.shape[2]
+    dy = dy.reshape(B, Tq, H, hs).transpose(0, 2, 1, 3)  # (B, H, T', hs)
     dqkv = np.empty((B, T, 3, H, hs), dtype=dy.dtype)
     dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)  # views (B, H, T, hs) into dqkv
     np.matmul(att.transpose(0, 1, 3, 2), dy, out=dv)
@@ -164,8 +168,9 @@ def attention_backward(dy, cache):
     ds -= np.vecdot(ds, att)[..., None]
     ds *= att
     np.matmul(ds.transpose(0, 1, 3, 2), q, out=dk)  # scores = q_scaled·kᵀ: dk = dsᵀ·q_scaled ...
-    np.matmul(ds, k, out=dq)
-    dq *= 1.0 / math.sqrt(hs)  # ... and dq = ds·k/√hs
+    np.matmul(ds, k, out=dq[:, :, :Tq])
+    dq[:, :, :Tq] *= 1.0 / math.sqrt(hs)  # ... and dq = ds·k/√hs
+    dq[:, :, Tq:] = 0.0  # tokens past T' asked no query
     return dqkv.reshape(B, T, 3 * H * hs)
 
 
@@ -175,9 +180,12 @@ def attention_backward(dy, cache):
 class TransformerBlock:
     """One pre-LN transformer block. `causal=True` for text; `causal=False` for images.
 
-    Owns `params` and `grads` (same keys). `forward` keeps what `backward` needs; `backward`
-    adds into `grads` (call `zero_grad` between steps) and returns the gradient of its input.
-    `att` holds the attention probabilities (B, H, T, T) of the last forward.
+    Owns `params` and `grads` (same keys). `forward(x, train=True)` applies dropout and keeps
+    the activations `backward` needs; evaluation (`train=False`) keeps none. `backward` adds
+    into `grads` (call `zero_grad` between steps) and returns the gradient of its input.
+    (The activations stay until the next forward replaces them: freeing them after backward
+    only makes the allocator hand the pages back and fault them in again, a 20% slowdown.) `att` holds the attention probabilities (B, H, T, T) of the last
+    forward, in either mode.
     """
 
     def __init__(self, d_model, n_heads, d_ff, dropout=0.0, causal=True, rng=None,
@@ -202,17 +210,22 @@ class TransformerBlock:
             "W_2": weight(F, C), "b_2": np.zeros(C, dtype),
         }  # fmt: skip
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self.att = None
+        self.att = self.cache = None
 
-    def forward(self, x, train=False):
-        """x (B, T, C) -> (B, T, C). Dropout only when train=True."""
+    def forward(self, x, train=False, n_out=None):
+        """x (B, T, C) -> (B, T', C). Dropout, and activations kept for backward, only when
+        train=True.
+
+        With n_out, only the first T' = n_out tokens are updated and returned, still reading
+        all T tokens: a ViT's last block needs only its [CLS] token (n_out=1).
+        """
         p, drop = self.params, (self.dropout if train else 0.0)
         h, c_ln1 = layernorm_forward(x, p["ln1_g"], p["ln1_b"])
         qkv, c_qkv = linear_forward(h, p["W_qkv"], p["b_qkv"])  # (B, T, 3C)
-        y, c_att = attention_forward(qkv, self.n_heads, self.causal)  # (B, T, C)
+        y, c_att = attention_forward(qkv, self.n_heads, self.causal, n_out)  # (B, T', C)
         a, c_o = linear_forward(y, p["W_o"], p["b_o"])
         a, m_o = dropout_forward(a, drop, self.rng)
-        x = x + a
+        x = x[:, : a.shape[1]] + a  # residual, for the T' tokens that asked
         h, c_ln2 = layernorm_forward(x, p["ln2_g"], p["ln2_b"])
         f, c_1 = linear_forward(h, p["W_1"], p["b_1"])  # (B, T, F)
         g, c_gelu = gelu_forward(f)
@@ -220,11 +233,14 @@ class TransformerBlock:
         m, c_2 = linear_forward(g, p["W_2"], p["b_2"])  # (B, T, C)
         m, m_2 = dropout_forward(m, drop, self.rng)
         self.att = c_att[-1]
-        self.cache = (c_ln1, c_qkv, c_att, c_o, m_o, c_ln2, c_1, c_gelu, m_g, c_2, m_2)
+        self.cache = (c_ln1, c_qkv, c_att, c_o, m_o, c_ln2, c_1, c_gelu, m_g, c_2, m_2) \
+            if train else None
         return x + m
 
     def backward(self, dout):
-        """dout (B, T, C) -> dx (B, T, C); adds the parameter gradients into `grads`."""
+        """dout (B, T', C) -> dx (B, T, C); adds the parameter gradients into `grads`."""
+        if self.cache is None:
+            raise RuntimeError("backward needs the activations of a forward with train=True")
         c_ln1, c_qkv, c_att, c_o, m_o, c_ln2, c_1, c_gelu, m_g, c_2, m_2 = self.cache
         gr = self.grads
         # MLP branch: x_out = x_mid + m, so dx_mid gets dout directly and through the branch
@@ -253,7 +269,8 @@ class TransformerBlock:
         dx_in, dg_ln, db_ln = layernorm_backward(dh, c_ln1)
         gr["ln1_g"] += dg_ln
         gr["ln1_b"] += db_ln
-        return dx_in + dx  # residual
+        dx_in[:, : dx.shape[1]] += dx  # residual, for the T' tokens that asked
+        return dx_in
 
     def zero_grad(self):
         for g in self.grads.values():
