@@ -386,8 +386,8 @@ def main(argv=None):
         ap.error(f"--n must be at least 300 (one icon per combination), got {args.n}")
     try:
         fp = generate(args.out, args.n, args.seed)
-        update_manifest(args.manifest, "dataset",
-                        {"n_icons": args.n, "seed": args.seed, "fingerprint": fp})
+        update_manifest(args.manifest, {"n_icons": args.n, "seed": args.seed, "fingerprint": fp},
+                        "dataset")
     except LabError as e:
         sys.exit(f"error: {e}")
     print(f"wrote {args.n} icons to {Path(args.out) / 'icons'}, labels.json and icons_sample.png")
