@@ -48,7 +48,7 @@ def save_confusion_plot(views, path, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    widths = [max(3.0, 0.42 * len(names) + 1.6) for _, _, names in views]
+    widths = [max(4.5, 0.42 * len(names) + 2.2) for _, _, names in views]
     fig, axes = plt.subplots(1, len(views), figsize=(sum(widths), max(widths) * 0.9),
                              width_ratios=widths, squeeze=False)
     for ax, (name, cm, names) in zip(axes[0], views):

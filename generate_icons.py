@@ -183,12 +183,16 @@ def icon_list(n):
             for idx in range(counts[class_id(v, t, p)])]
 
 
+def label(v, t, p, idx):
+    """The labels.json entry of one icon."""
+    return {"filename": filename(VERBS[v], TENSES[t], PERSONS[p], idx), "verb_id": v,
+            "tense_id": t, "person_id": p, "class_id": class_id(v, t, p)}
+
+
 def render_dataset(n=1000, seed=0):
     """-> images (n, 32, 32, 3) uint8 and the labels.json list, in the same order."""
     items = icon_list(n)
-    labels = [{"filename": filename(VERBS[v], TENSES[t], PERSONS[p], idx), "verb_id": v,
-               "tense_id": t, "person_id": p, "class_id": class_id(v, t, p)}
-              for v, t, p, idx in items]
+    labels = [label(*item) for item in items]
     images = np.stack([render_icon(VERBS[v], TENSES[t], PERSONS[p], idx, seed=seed)
                        for v, t, p, idx in items])
     return images, labels
@@ -216,10 +220,12 @@ def generate(out, n=1000, seed=0):
     try:
         for img, lab in zip(images, labels):
             Image.fromarray(img).save(stage / lab["filename"])
-        if (out / "icons").exists():
+        replacing = (out / "icons").exists()
+        if replacing:
             (out / "icons").rename(old)
         stage.rename(out / "icons")
-        shutil.rmtree(old)  # only once the new icons are in place
+        if replacing:
+            shutil.rmtree(old)  # only once the new icons are in place
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     write_json(out / "labels.json", labels)
@@ -346,7 +352,7 @@ def split(labels, seed=0, test_fraction=0.2):
     """The train/test split: (train_idx, test_idx), each a sorted int array into `labels`.
 
     Stratified by tense and by combination: each tense gives the same number of test icons; a
-    combination gives at most one, preferring combinations with the most samples (a seeded
+    combination gives at most one, and those with the most samples give first (a seeded
     choice among equals). For the default 1000 icons: 800/200, 40 test icons per tense, and
     every combination keeps at least 2 training icons; 100 combinations have no test icon.
     """
@@ -358,8 +364,7 @@ def split(labels, seed=0, test_fraction=0.2):
     test = []
     for t in range(len(TENSES)):
         quota = n_test // len(TENSES) + (t < n_test % len(TENSES))
-        combos = [c for c, idx in by_combo.items() if labels[idx[0]]["tense_id"] == t
-                  and len(idx) >= 2]
+        combos = [c for c, idx in by_combo.items() if labels[idx[0]]["tense_id"] == t]
         key = rng.random(len(combos))  # the seeded tie-break
         order = sorted(range(len(combos)), key=lambda j: (-len(by_combo[combos[j]]), key[j]))
         for j in order[:quota]:

@@ -110,8 +110,8 @@ def save_plots(history, out, title, n_classes):
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(np.arange(1, len(steps) + 1) / len(history[0]["step_losses"]), steps,
             color="tab:blue", alpha=0.3, lw=0.8, label="each step")
-    ax.plot(epochs, [h["train_loss"] for h in history], "o-", color="tab:blue",
-            label="epoch mean")
+    ax.plot(np.array(epochs) - 0.5, [h["train_loss"] for h in history], "o-", color="tab:blue",
+            label="epoch mean")  # at the middle of the epoch it averages
     ax.axhline(math.log(n_classes), color="gray", ls=":", label=f"chance, ln {n_classes}")
     ax.set(xlabel="epoch", ylabel="cross-entropy (training batches)", title=f"{title}: loss")
     ax.set_yscale("log")

@@ -290,7 +290,8 @@ class DataParallel:
         set_blas_threads(1)
 
     def _shards(self, n):
-        return np.array_split(np.arange(n), len(self.replicas))
+        """Index arrays of the shards; fewer than n_shards when n is smaller (none is empty)."""
+        return [idx for idx in np.array_split(np.arange(n), len(self.replicas)) if len(idx)]
 
     def train_step(self, x, y):
         """Fill model's gradients with those of the mean loss over the batch -> loss, logits."""

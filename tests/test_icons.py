@@ -81,6 +81,12 @@ def test_jitter_off_gives_the_prototype():
     assert not np.array_equal(proto, gi.render_icon("work", "future", "1sg", 0))
 
 
+def test_generate_into_a_new_folder(tmp_path):
+    fp = gi.generate(tmp_path / "new", n=300, seed=0)
+    assert len(list((tmp_path / "new" / "icons").iterdir())) == 300
+    assert gi.load_dataset(tmp_path / "new").fingerprint == fp
+
+
 def test_generate_replaces_stale_icons(tmp_path):
     (tmp_path / "icons").mkdir()
     (tmp_path / "icons" / "verb_old_tense_x_person_y_9.png").write_bytes(b"stale")

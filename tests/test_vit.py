@@ -211,6 +211,12 @@ def test_data_parallel_step_is_the_full_batch_step():
     assert np.allclose(parallel.forward(x), logits, rtol=1e-12)
 
 
+def test_data_parallel_batch_of_one():
+    model = TinyViT(tiny_config())
+    loss, logits = vit.DataParallel(model).train_step(images(model.cfg, 1), np.array([2]))
+    assert np.isfinite(loss) and logits.shape == (1, 3)
+
+
 def test_data_parallel_dropout_is_seeded():
     x = images(tiny_config(), 6)
 
