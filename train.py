@@ -104,6 +104,7 @@ def save_plots(history, out, title, n_classes):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
     steps = [s for h in history for s in h["step_losses"]]
@@ -115,6 +116,7 @@ def save_plots(history, out, title, n_classes):
     ax.axhline(math.log(n_classes), color="gray", ls=":", label=f"chance, ln {n_classes}")
     ax.set(xlabel="epoch", ylabel="cross-entropy (training batches)", title=f"{title}: loss")
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     ax.grid(alpha=0.3)
     _save(fig, Path(out) / "loss.png")
@@ -126,6 +128,7 @@ def save_plots(history, out, title, n_classes):
     ax.axhline(100 / n_classes, color="gray", ls=":", label="chance")
     ax.set(xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 101),
            title=f"{title}: accuracy (final test {100 * history[-1]['test_accuracy']:.1f}%)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     _save(fig, Path(out) / "accuracy.png")
