@@ -1,6 +1,6 @@
 """Evaluate a trained TinyViT on the test split: accuracy, per-class accuracy, confusion matrix.
 
-    uv run python eval.py                                  # the checkpoint train.py wrote by default
+    uv run python eval.py        # the checkpoint that train.py writes by default
     uv run python eval.py --checkpoint results/RUN/checkpoint.npz
 
 Writes confusion_matrix.png beside the checkpoint and adds the evaluation to that folder's
@@ -8,13 +8,19 @@ manifest.json entry for the run.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from generate_icons import load_dataset, split
-from minimodel.files import LabError, atomic_write, update_manifest
+from minimodel.files import (
+    LabError,
+    atomic_write,
+    check_writable,
+    interrupts_deferred,
+    run_cli,
+    update_manifest,
+)
 from minimodel.grammar.verbs import PERSONS, TENSES, VERBS
 from train import LAB, TASKS, predict, task_labels
 from vit import TinyViT, to_inputs
@@ -71,11 +77,17 @@ def save_confusion_plot(views, path, title):
     plt.close(fig)
 
 
-def evaluate(checkpoint, data, log=print):
+def evaluate(checkpoint, data, task=None, log=print):
+    """Evaluate a checkpoint on the test split; `task`, if given, must be the one it was
+    trained for. Returns the accuracy and the confusion matrix."""
     model, meta = TinyViT.load(checkpoint)
-    task = meta.get("task")
-    if task not in TASKS:
-        raise LabError(f"{checkpoint}: unknown task {task!r} in the checkpoint; retrain it")
+    if meta.get("task") not in TASKS:
+        raise LabError(f"{checkpoint}: unknown task {meta.get('task')!r} in the checkpoint; "
+                       f"retrain it with train.py")
+    if task is not None and task != meta["task"]:
+        raise LabError(f"{checkpoint}: trained for task {meta['task']}, not {task}; train one "
+                       f"with `train.py --task {task}` or drop --task")
+    task = meta["task"]
     dataset = load_dataset(data)
     y, names = task_labels(dataset, task)
     if model.cfg.n_classes != len(names):
@@ -96,15 +108,17 @@ def evaluate(checkpoint, data, log=print):
         log("accuracy of each factor read off the 300-class prediction: " + ", ".join(
             f"{name} {c.trace() / c.sum():.1%}" for name, c, _ in views))
     out = Path(checkpoint).parent
-    save_confusion_plot(views, out / "confusion_matrix.png",
-                        f"TinyViT, task {task}: test accuracy {acc:.1%}")
-    update_manifest(out / "manifest.json", {
+    record = {
         "test_accuracy": acc,
         "per_class_accuracy": {n: round(float(a), 4)
                                for n, a in zip(names, per_class_accuracy(cm))}
         if len(names) <= 15 else None,
         "factor_accuracy": {name: round(float(c.trace() / c.sum()), 4) for name, c, _ in views},
-    }, "runs", meta.get("run", task), "eval")
+    }
+    with interrupts_deferred():  # the plot and its manifest entry are written as one
+        save_confusion_plot(views, out / "confusion_matrix.png",
+                            f"TinyViT, task {task}: test accuracy {acc:.1%}")
+        update_manifest(out / "manifest.json", record, "runs", meta.get("run", task), "eval")
     log(f"wrote {out / 'confusion_matrix.png'}")
     return acc, cm
 
@@ -114,12 +128,15 @@ def main(argv=None):
     ap.add_argument("--checkpoint", default=str(LAB / "checkpoint.npz"),
                     help="written by train.py (default: checkpoint.npz at the lab's top level)")
     ap.add_argument("--data", default="data", help="folder made by generate_icons.py")
+    ap.add_argument("--task", choices=list(TASKS),
+                    help="refuse a checkpoint trained for another task (default: its own)")
     args = ap.parse_args(argv)
     try:
-        evaluate(args.checkpoint, args.data)
+        check_writable(Path(args.checkpoint).parent)  # confusion_matrix.png goes beside it
     except LabError as e:
-        sys.exit(f"error: {e}")
+        ap.error(f"--checkpoint {e}")
+    evaluate(args.checkpoint, args.data, args.task)
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -1,6 +1,6 @@
-"""Render the grammar icons: colour is the tense, shape is the person, the pattern inside is the verb.
+"""Render the grammar icons: colour is the tense, shape the person, the inner pattern the verb.
 
-    uv run python generate_icons.py            # data/icons/*.png, data/labels.json, data/icons_sample.png
+    uv run python generate_icons.py    # data/icons/*.png, labels.json, icons_sample.png
 
 Every icon is drawn in NumPy from its own seeded generator (4×4 supersampled, then averaged), so
 its pixels depend only on (seed, verb, tense, person, idx); Pillow writes and reads the PNGs.
@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from minimodel.files import LabError, atomic_write, update_manifest, write_json
+from minimodel.files import (
+    LabError,
+    atomic_write,
+    check_writable,
+    interrupts_deferred,
+    run_cli,
+    update_manifest,
+    write_json,
+)
 from minimodel.grammar.verbs import PERSONS, TENSES, VERBS
 
 SIZE = 32  # icons are SIZE × SIZE RGB
@@ -206,31 +213,38 @@ def fingerprint(images, labels):
     return h.hexdigest()
 
 
-def generate(out, n=1000, seed=0):
-    """Render the dataset into out/: icons/, labels.json, icons_sample.png. Returns the fingerprint.
+def generate(out, n=1000, seed=0, manifest=None):
+    """Render the dataset into out/: icons/, labels.json, icons_sample.png, and record its
+    fingerprint in `manifest` (a path) if given. Returns the fingerprint.
 
-    The icons are written to a staging folder first, then swapped in, so out/icons/ holds
-    exactly the new dataset (no stale icons) and a crash leaves the old one intact.
+    The icons are written to a staging folder first, then swapped in with the labels, so
+    out/icons/ holds exactly the new dataset (no stale icons). An interrupt or a crash while
+    rendering leaves the old dataset intact; one during the swap waits for it to finish.
     """
     out = Path(out)
     images, labels = render_dataset(n, seed)
+    fp = fingerprint(images, labels)
     out.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".icons-new-", dir=out))
     old = stage.with_name(stage.name.replace("-new-", "-old-"))
     try:
         for img, lab in zip(images, labels):
             Image.fromarray(img).save(stage / lab["filename"])
-        replacing = (out / "icons").exists()
-        if replacing:
-            (out / "icons").rename(old)
-        stage.rename(out / "icons")
-        if replacing:
-            shutil.rmtree(old)  # only once the new icons are in place
+        with interrupts_deferred():  # icons, labels and manifest change together
+            replacing = (out / "icons").exists()
+            if replacing:
+                (out / "icons").rename(old)
+            stage.rename(out / "icons")
+            if replacing:
+                shutil.rmtree(old)  # only once the new icons are in place
+            write_json(out / "labels.json", labels)
+            save_sample_grid(images, labels, out / "icons_sample.png", seed)
+            if manifest is not None:
+                update_manifest(manifest, {"n_icons": n, "seed": seed, "fingerprint": fp},
+                                "dataset")
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    write_json(out / "labels.json", labels)
-    save_sample_grid(images, labels, out / "icons_sample.png", seed)
-    return fingerprint(images, labels)
+    return fp
 
 
 def save_sample_grid(images, labels, path, seed, n=20):
@@ -300,7 +314,7 @@ def read_labels(data):
             continue
         name = lab["filename"]
         if not isinstance(name, str) or Path(name).name != name or name in ("", ".", "..") \
-                or "\\" in name or not name.endswith(".png"):
+                or "\\" in name or "\0" in name or not name.endswith(".png"):
             problems.append(f"entry {i}: filename {name!r} must be a plain .png name inside "
                             f"icons/")
             continue
@@ -326,11 +340,17 @@ def load_dataset(data="data"):
     """Read data/labels.json and every icon it lists, validating both -> Dataset."""
     labels = read_labels(data)
     icons = Path(data) / "icons"
+    if not icons.is_dir():
+        raise LabError(f"{icons}: missing. Run `uv run python generate_icons.py` to regenerate "
+                       f"the dataset")
+    inside = icons.resolve()
     images = np.empty((len(labels), SIZE, SIZE, 3), np.uint8)
     problems = []
     for i, lab in enumerate(labels):
         path = icons / lab["filename"]
         try:
+            if path.resolve().parent != inside:  # a link out of icons/: never opened
+                raise ValueError("resolves outside icons/")
             if path.stat().st_size > MAX_PNG_BYTES:
                 raise ValueError(f"{path.stat().st_size} bytes, too large for a {SIZE}×{SIZE} "
                                  f"icon")
@@ -341,7 +361,7 @@ def load_dataset(data="data"):
                 images[i] = np.asarray(im)
         except FileNotFoundError:
             problems.append(f"{lab['filename']} is missing")
-        except (OSError, ValueError, SyntaxError) as e:  # Pillow's errors for broken files
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             problems.append(f"{lab['filename']} is unreadable ({e})")
     if problems:
         raise _bad(icons, problems, "Run `uv run python generate_icons.py` to regenerate them")
@@ -389,15 +409,15 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.n < 300:
         ap.error(f"--n must be at least 300 (one icon per combination), got {args.n}")
-    try:
-        fp = generate(args.out, args.n, args.seed)
-        update_manifest(args.manifest, {"n_icons": args.n, "seed": args.seed, "fingerprint": fp},
-                        "dataset")
-    except LabError as e:
-        sys.exit(f"error: {e}")
+    for folder in (args.out, Path(args.manifest).parent):
+        try:
+            check_writable(folder)
+        except LabError as e:
+            ap.error(str(e))
+    fp = generate(args.out, args.n, args.seed, manifest=args.manifest)
     print(f"wrote {args.n} icons to {Path(args.out) / 'icons'}, labels.json and icons_sample.png")
     print(f"dataset fingerprint (sha256 of pixels + labels): {fp}")
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -12,15 +12,22 @@ import argparse
 import math
 import platform
 import subprocess
-import sys
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from generate_icons import load_dataset, split
-from minimodel.files import LabError, atomic_write, update_manifest
+from minimodel.files import (
+    LabError,
+    atomic_write,
+    check_writable,
+    interrupts_deferred,
+    run_cli,
+    update_manifest,
+)
 from minimodel.grammar.verbs import PERSONS, TENSES, VERBS
 from vit import SGD, DataParallel, TinyViT, ViTConfig, blas_info, to_inputs
 
@@ -64,6 +71,18 @@ def cosine_lr(step, total, lr):
 # --- the training loop --------------------------------------------------------------------------
 
 
+def check_finite(model, loss, where, lr):
+    """Stop a diverged run before its NaNs reach the weights (nothing has been written yet)."""
+    bad = [] if math.isfinite(loss) else [f"the loss is {loss}"]
+    if not bad and not all(math.isfinite(float(np.vdot(g, g))) for _, _, g in
+                            model.named_parameters()):
+        bad = [f"the gradient of {name} is not finite" for name, _, g in model.named_parameters()
+               if not np.isfinite(g).all()][:3]
+    if bad:
+        raise LabError(f"{where}: {'; '.join(bad)}. Training diverged; try a lower --lr "
+                       f"(was {lr})")
+
+
 def train(model, x_train, y_train, x_test, y_test, epochs, batch_size, lr, seed, log=print):
     """SGD with momentum and a per-step cosine schedule. Returns the history, one dict an epoch."""
     opt = SGD(model, MOMENTUM)
@@ -72,27 +91,28 @@ def train(model, x_train, y_train, x_test, y_test, epochs, batch_size, lr, seed,
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     total, step, t0 = epochs * steps_per_epoch, 0, time.perf_counter()
     history = []
-    for epoch in range(1, epochs + 1):
-        perm = rng.permutation(len(x_train))
-        losses, correct = [], 0
-        for i in range(0, len(perm), batch_size):
-            idx = perm[i:i + batch_size]
-            loss, logits = parallel.train_step(x_train[idx], y_train[idx])  # fills model's grads
-            if not math.isfinite(loss):
-                raise LabError(f"epoch {epoch}, step {step + 1}: the loss is {loss}; training "
-                               f"diverged, try a lower --lr (was {lr})")
-            opt.step(cosine_lr(step, total, lr))
-            losses.append(loss)
-            correct += int((logits.argmax(axis=1) == y_train[idx]).sum())
-            step += 1
-        test_acc = float((predict(parallel, x_test) == y_test).mean())
-        elapsed = time.perf_counter() - t0
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
-                        "step_losses": losses, "train_accuracy": correct / len(x_train),
-                        "test_accuracy": test_acc, "seconds": elapsed})
-        log(f"epoch {epoch:2d}/{epochs}  loss {history[-1]['train_loss']:.4f}  "
-            f"train acc {correct / len(x_train):6.1%}  test acc {test_acc:6.1%}  "
-            f"{elapsed:5.1f}s elapsed, ~{elapsed / epoch * (epochs - epoch):4.1f}s left")
+    with warnings.catch_warnings():
+        # NumPy's overflow warnings would only announce what check_finite reports in one line
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for epoch in range(1, epochs + 1):
+            perm = rng.permutation(len(x_train))
+            losses, correct = [], 0
+            for i in range(0, len(perm), batch_size):
+                idx = perm[i:i + batch_size]
+                loss, logits = parallel.train_step(x_train[idx], y_train[idx])  # fills grads
+                check_finite(model, loss, f"epoch {epoch}, step {step + 1}", lr)
+                opt.step(cosine_lr(step, total, lr))
+                losses.append(loss)
+                correct += int((logits.argmax(axis=1) == y_train[idx]).sum())
+                step += 1
+            test_acc = float((predict(parallel, x_test) == y_test).mean())
+            elapsed = time.perf_counter() - t0
+            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
+                            "step_losses": losses, "train_accuracy": correct / len(x_train),
+                            "test_accuracy": test_acc, "seconds": elapsed})
+            log(f"epoch {epoch:2d}/{epochs}  loss {history[-1]['train_loss']:.4f}  "
+                f"train acc {correct / len(x_train):6.1%}  test acc {test_acc:6.1%}  "
+                f"{elapsed:5.1f}s elapsed, ~{elapsed / epoch * (epochs - epoch):4.1f}s left")
     return history
 
 
@@ -181,8 +201,14 @@ def parse_args(argv):
                     "manifest.json go (default: the lab's top level)")
     args = ap.parse_args(argv)
     for name in ("epochs", "batch_size", "lr"):
-        if not getattr(args, name) > 0:
+        if not getattr(args, name) > 0:  # (also refuses nan)
             ap.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if not math.isfinite(args.lr):
+        ap.error(f"--lr must be finite, got {args.lr}")
+    try:
+        check_writable(args.out)  # now, not after the training
+    except LabError as e:
+        ap.error(f"--out {e}")
     return args
 
 
@@ -199,28 +225,29 @@ def run(args, log=print):
     history = train(model, x[train_idx], y[train_idx], x[test_idx], y[test_idx], args.epochs,
                     args.batch_size, args.lr, args.seed, log)
     seconds = time.perf_counter() - t0
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     final = history[-1]
-    model.save(out / "checkpoint.npz", meta={"task": args.task, "run": args.task})
-    save_plots(history, out, f"TinyViT, task {args.task}", len(names))
-    update_manifest(out / "manifest.json", {
-            "task": args.task, "n_classes": len(names), "config": asdict(cfg),
-            "recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                       "schedule": "cosine, per step", "optimizer": "SGD",
-                       "momentum": MOMENTUM, "seed": args.seed, "split_seed": 0},
-            "dataset": {"folder": args.data, "fingerprint": dataset.fingerprint,
-                        "n_icons": len(dataset.labels)},
-            "split": {"train": len(train_idx), "test": len(test_idx)},
-            "parameters": model.n_params(),
-            "test_accuracy": final["test_accuracy"],
-            "train_accuracy": final["train_accuracy"],
-            "train_loss": final["train_loss"],
-            "training_seconds": round(seconds, 2),
-            "per_epoch": [{k: round(v, 4) for k, v in h.items() if k != "step_losses"}
-                          for h in history],
-            "environment": environment(),
-        }, "runs", args.task)
+    record = {
+        "task": args.task, "n_classes": len(names), "config": asdict(cfg),
+        "recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                   "schedule": "cosine, per step", "optimizer": "SGD", "momentum": MOMENTUM,
+                   "seed": args.seed, "split_seed": 0},
+        "dataset": {"folder": args.data, "fingerprint": dataset.fingerprint,
+                    "n_icons": len(dataset.labels)},
+        "split": {"train": len(train_idx), "test": len(test_idx)},
+        "parameters": model.n_params(),
+        "test_accuracy": final["test_accuracy"],
+        "train_accuracy": final["train_accuracy"],
+        "train_loss": final["train_loss"],
+        "training_seconds": round(seconds, 2),
+        "per_epoch": [{k: round(v, 4) for k, v in h.items() if k != "step_losses"}
+                      for h in history],
+        "environment": environment(),
+    }
+    out = Path(args.out)
+    with interrupts_deferred():  # checkpoint, plots and manifest are written as one
+        model.save(out / "checkpoint.npz", meta={"task": args.task, "run": args.task})
+        save_plots(history, out, f"TinyViT, task {args.task}", len(names))
+        update_manifest(out / "manifest.json", record, "runs", args.task)
     log(f"test accuracy {final['test_accuracy']:.1%} after {args.epochs} epochs, "
         f"{seconds:.1f}s of training; wrote {out / 'checkpoint.npz'}, loss.png, accuracy.png, "
         f"manifest.json")
@@ -228,12 +255,8 @@ def run(args, log=print):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        run(args)
-    except LabError as e:
-        sys.exit(f"error: {e}")
+    run(parse_args(argv))
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -17,7 +17,6 @@ import glob
 import json
 import math
 import os
-import sys
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from minimodel.files import LabError, atomic_write
+from minimodel.files import LabError, atomic_write, run_cli
 from minimodel.transformer.block import (
     TransformerBlock,
     dropout_backward,
@@ -50,6 +49,13 @@ class ViTConfig:
     n_classes: int = 5  # 5 tenses; 15 tense×person; 300 verb×tense×person
 
     def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "dropout":
+                if type(v) not in (int, float) or not 0 <= v < 1:
+                    raise ValueError(f"dropout={v!r} must be a number in [0, 1)")
+            elif type(v) is not int or v < 1:
+                raise ValueError(f"{f.name}={v!r} must be a positive integer")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size={self.image_size} is not a multiple of "
                              f"patch_size={self.patch_size}")
@@ -219,13 +225,25 @@ class TinyViT:
         config other than `expect`, or tensors whose names or shapes do not fit the config.
         """
         try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
+            with open(path, "rb") as f:
+                is_zip = f.read(4) == b"PK\x03\x04"  # an .npz is a zip archive
         except FileNotFoundError:
             raise LabError(f"{path}: no such checkpoint; run train.py first") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise LabError(f"{path}: not a readable checkpoint ({e}); retrain with train.py"
-                             ) from None
+        except OSError as e:
+            raise LabError(f"{path}: cannot read it ({e.strerror})") from None
+        if not is_zip:
+            raise LabError(f"{path}: not a checkpoint (.npz) file; point to one train.py wrote")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except ValueError as e:
+            if "allow_pickle" not in str(e):
+                raise LabError(f"{path}: corrupt checkpoint ({e}); retrain with train.py") from None
+            raise LabError(f"{path}: holds Python objects, which are never loaded (they could "
+                           f"run code); use a checkpoint train.py wrote") from None
+        except (OSError, EOFError, zipfile.BadZipFile) as e:
+            raise LabError(f"{path}: truncated or corrupt checkpoint ({e}); retrain with "
+                           f"train.py") from None
         try:
             stored = json.loads(str(arrays.pop("config")))
             meta = json.loads(str(arrays.pop("meta")))
@@ -462,4 +480,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

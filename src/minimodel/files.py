@@ -1,12 +1,21 @@
-"""Writing files so that a crash never leaves half of one, and the error type for user mistakes."""
+"""Files and the command line: atomic writes, and how a script ends on a user's mistake.
+
+Every script writes through `atomic_write` (a temporary file beside the target, then a rename)
+and runs under `run_cli`, so a mistake or an interrupt ends it with one line on stderr and a
+non-zero status, never a traceback, and never with a half-written file on disk.
+"""
 
 import json
 import os
+import signal
+import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
 class LabError(ValueError):
-    """A mistake in the user's input: the scripts print it as one line and exit with status 2."""
+    """A mistake in the user's input: reported as one line, exit status 2."""
 
 
 def atomic_write(path, write):
@@ -47,3 +56,55 @@ def update_manifest(path, value, *keys):
                        f"fix or delete it")
     node[keys[-1]] = value
     write_json(path, manifest)
+
+
+def check_writable(folder):
+    """Make `folder` if needed and prove a file can be created in it, before any long work."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise LabError(f"{folder}: cannot write there ({e.strerror or e})") from None
+
+
+@contextmanager
+def interrupts_deferred():
+    """Hold Ctrl-C and SIGTERM until the block ends, so a group of files is written whole:
+    a run stopped while it saves still saves everything, then stops."""
+    received = []
+    handlers = {s: signal.signal(s, lambda n, _frame: received.append(n))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+        if received:
+            raise KeyboardInterrupt("saved")
+
+
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt
+
+
+def run_cli(main, argv=None):
+    """Run a script's main(argv) as a user should see it: a LabError, an OS error or an
+    interrupt (Ctrl-C, or SIGTERM, treated alike) ends it with one line on stderr."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        main(argv)
+    except LabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt as e:
+        print("interrupted after this run's files were saved" if e.args else
+              "interrupted: files from before this run are as they were", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except OSError as e:  # the disk, not the user: still one line, not a traceback
+        print(f"error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}",
+              file=sys.stderr)
+        sys.exit(1)

@@ -190,8 +190,8 @@ class TransformerBlock:
     the activations `backward` needs; evaluation (`train=False`) keeps none. `backward` adds
     into `grads` (call `zero_grad` between steps) and returns the gradient of its input.
     (The activations stay until the next forward replaces them: freeing them after backward
-    only makes the allocator hand the pages back and fault them in again, a 20% slowdown.) `att` holds the attention probabilities (B, H, T, T) of the last
-    forward, in either mode.
+    only makes the allocator hand the pages back and fault them in again, a 20% slowdown.)
+    `att` holds the attention probabilities (B, H, T, T) of the last forward, in either mode.
     """
 
     def __init__(self, d_model, n_heads, d_ff, dropout=0.0, causal=True, rng=None,
