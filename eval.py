@@ -1,10 +1,11 @@
-"""Evaluate a trained TinyViT on the test split: accuracy, per-class accuracy, confusion matrix.
+"""Evaluate a trained TinyViT on its test split: accuracy, per-class accuracy, confusion matrix,
+and where its [CLS] token looks.
 
     uv run python eval.py        # the checkpoint that train.py writes by default
     uv run python eval.py --checkpoint results/RUN/checkpoint.npz
 
-Writes confusion_matrix.png beside the checkpoint and adds the evaluation to that folder's
-manifest.json entry for the run.
+Writes confusion_matrix.png and cls_attention.png beside the checkpoint, and adds the evaluation
+to that folder's manifest.json entry for the run.
 """
 
 import argparse
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from generate_icons import load_dataset, split
+from generate_icons import SPLITS, load_dataset
 from minimodel.files import (
     LabError,
     atomic_write,
@@ -21,8 +22,8 @@ from minimodel.files import (
     run_cli,
     update_manifest,
 )
-from minimodel.grammar.verbs import PERSONS, TENSES, VERBS
-from train import LAB, TASKS, predict, task_labels
+from minimodel.grammar.verbs import TENSES
+from train import FACTORS, HEADS, LAB, TASKS, Task, predict
 from vit import TinyViT, to_inputs
 
 
@@ -37,15 +38,14 @@ def per_class_accuracy(cm):
     return cm.diagonal() / np.maximum(cm.sum(axis=1), 1)
 
 
-def factor_views(task, y_true, y_pred, names):
-    """The confusion matrices to draw: the task's own, or for 300 classes one per factor."""
-    if task != "full":
-        return [(task, confusion(y_true, y_pred, len(names)), names)]
-    factors = [("verb", len(TENSES) * len(PERSONS), len(VERBS), VERBS),
-               ("tense", len(PERSONS), len(TENSES), TENSES),
-               ("person", 1, len(PERSONS), PERSONS)]
-    return [(name, confusion(y_true // div % n, y_pred // div % n, n), list(labels))
-            for name, div, n, labels in factors]  # class_id = (verb·5 + tense)·3 + person
+def factor_views(task, y_true, y_pred):
+    """The confusion matrices to draw: the task's own when it reads (≤ 15 classes), else one
+    per factor, read off the class ids (for 300 classes: verb 20×20, tense 5×5, person 3×3)."""
+    if len(task.class_names) <= 15:
+        return [(task.name, confusion(y_true, y_pred, len(task.class_names)), task.class_names)]
+    true, pred = np.unravel_index(y_true, task.sizes), np.unravel_index(y_pred, task.sizes)
+    return [(f, confusion(t, p, len(FACTORS[f])), list(FACTORS[f]))
+            for f, t, p in zip(TASKS[task.name], true, pred)]
 
 
 def save_confusion_plot(views, path, title):
@@ -77,49 +77,98 @@ def save_confusion_plot(views, path, title):
     plt.close(fig)
 
 
+def cls_attention(model, image):
+    """Where [CLS] looks in one image: (8, 8) maps of the last block's attention (heads
+    averaged) and of the attention rollout through all blocks (Abnar & Zuidema, 2020)."""
+    model.forward(image[None])  # evaluation mode; every block keeps its last `att`
+    n = model.cfg.image_size // model.cfg.patch_size
+    rollout = np.eye(model.cfg.n_patches + 1)
+    for block in model.blocks:  # the last block's att has [CLS]'s row only: (1, H, 1, T)
+        a = block.att[0].mean(axis=0)  # (T', T), heads averaged
+        a = a + np.eye(*a.shape)  # the residual path carries each token on
+        rollout = (a / a.sum(axis=1, keepdims=True)) @ rollout
+    last = model.blocks[-1].att[0].mean(axis=0)[0]  # (T,)
+    return last[1:].reshape(n, n), rollout[0, 1:].reshape(n, n)
+
+
+def save_attention_plot(model, images, labels, path):
+    """One test icon per tense: the icon, then the two attention maps over it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picks = [next(i for i, lab in enumerate(labels) if lab["tense_id"] == t)
+             for t in range(len(TENSES))]
+    fig, axes = plt.subplots(len(picks), 3, figsize=(7.2, 2.4 * len(picks)))
+    size = model.cfg.image_size
+    for row, i in zip(axes, picks):
+        last, rollout = cls_attention(model, to_inputs(images[i]))
+        row[0].imshow(images[i], interpolation="nearest")
+        row[0].set_title(labels[i]["filename"].removesuffix(".png").replace("_", " ")
+                         .replace("verb ", "").replace(" tense ", "\n").replace(" person ", " · "),
+                         fontsize=8)
+        for ax, att, name in ((row[1], last, "last block"), (row[2], rollout, "rollout")):
+            ax.imshow(images[i], interpolation="nearest")
+            ax.imshow(att, cmap="inferno", alpha=0.65, interpolation="nearest",
+                      extent=(-0.5, size - 0.5, size - 0.5, -0.5))  # 8×8 patches over 32×32
+            ax.set_title(f"[CLS] attention: {name}", fontsize=8)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle("Where [CLS] looks: bright patches get the attention")
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)
+
+
 def evaluate(checkpoint, data, task=None, log=print):
-    """Evaluate a checkpoint on the test split; `task`, if given, must be the one it was
-    trained for. Returns the accuracy and the confusion matrix."""
+    """Evaluate a checkpoint on the split it was trained with; `task`, if given, must be the
+    one it was trained for. Returns the accuracy and the confusion matrix of the classes."""
     model, meta = TinyViT.load(checkpoint)
-    if meta.get("task") not in TASKS:
-        raise LabError(f"{checkpoint}: unknown task {meta.get('task')!r} in the checkpoint; "
-                       f"retrain it with train.py")
+    head, split_name = meta.get("head", "flat"), meta.get("split", "stratified")
+    if meta.get("task") not in TASKS or head not in HEADS or split_name not in SPLITS:
+        raise LabError(f"{checkpoint}: unknown task, head or split in the checkpoint "
+                       f"({meta.get('task')!r}, {head!r}, {split_name!r}); retrain it")
     if task is not None and task != meta["task"]:
         raise LabError(f"{checkpoint}: trained for task {meta['task']}, not {task}; train one "
                        f"with `train.py --task {task}` or drop --task")
-    task = meta["task"]
+    task = Task(meta["task"], head)
+    if model.cfg.n_classes != task.n_outputs:
+        raise LabError(f"{checkpoint}: head has {model.cfg.n_classes} outputs, task "
+                       f"{task.name} with a {head} head has {task.n_outputs}; retrain it")
     dataset = load_dataset(data)
-    y, names = task_labels(dataset, task)
-    if model.cfg.n_classes != len(names):
-        raise LabError(f"{checkpoint}: head has {model.cfg.n_classes} classes, task {task} has "
-                       f"{len(names)}; retrain it")
-    _, test = split(dataset.labels)
-    y_true, y_pred = y[test], predict(model, to_inputs(dataset.images[test]))
+    _, test = SPLITS[split_name](dataset.labels)
+    y_true = task.classes(task.targets(dataset))[test]
+    y_pred = predict(model, to_inputs(dataset.images[test]), task)
+    names = task.class_names
     cm = confusion(y_true, y_pred, len(names))
     acc = float((y_true == y_pred).mean())
 
-    log(f"task {task}: test accuracy {acc:.1%} ({int(cm.trace())}/{len(test)})")
+    name = meta.get("run", task.name)
+    log(f"run {name}: test accuracy {acc:.1%} ({int(cm.trace())}/{len(test)})")
     if len(names) <= 15:
         log("per-class accuracy and confusion matrix (rows true, columns predicted):")
-        for name, a, row in zip(names, per_class_accuracy(cm), cm):
-            log(f"  {name:>22} {a:6.1%}  " + " ".join(f"{c:3d}" for c in row))
-    views = factor_views(task, y_true, y_pred, names)
-    if task == "full":
-        log("accuracy of each factor read off the 300-class prediction: " + ", ".join(
-            f"{name} {c.trace() / c.sum():.1%}" for name, c, _ in views))
+        for class_name, a, row in zip(names, per_class_accuracy(cm), cm):
+            log(f"  {class_name:>22} {a:6.1%}  " + " ".join(f"{c:3d}" for c in row))
+    views = factor_views(task, y_true, y_pred)
+    if len(views) > 1:
+        log("accuracy of each factor of the predicted class: " + ", ".join(
+            f"{f} {c.trace() / c.sum():.1%}" for f, c, _ in views))
     out = Path(checkpoint).parent
     record = {
         "test_accuracy": acc,
         "per_class_accuracy": {n: round(float(a), 4)
                                for n, a in zip(names, per_class_accuracy(cm))}
         if len(names) <= 15 else None,
-        "factor_accuracy": {name: round(float(c.trace() / c.sum()), 4) for name, c, _ in views},
+        "factor_accuracy": {f: round(float(c.trace() / c.sum()), 4) for f, c, _ in views},
     }
-    with interrupts_deferred():  # the plot and its manifest entry are written as one
+    test_labels = [dataset.labels[i] for i in test]
+    with interrupts_deferred():  # the plots and their manifest entry are written as one
         save_confusion_plot(views, out / "confusion_matrix.png",
-                            f"TinyViT, task {task}: test accuracy {acc:.1%}")
-        update_manifest(out / "manifest.json", record, "runs", meta.get("run", task), "eval")
-    log(f"wrote {out / 'confusion_matrix.png'}")
+                            f"TinyViT, {name}: test accuracy {acc:.1%}")
+        save_attention_plot(model, dataset.images[test], test_labels, out / "cls_attention.png")
+        update_manifest(out / "manifest.json", record, "runs", name, "eval")
+    log(f"wrote {out / 'confusion_matrix.png'} and cls_attention.png")
     return acc, cm
 
 

@@ -395,6 +395,25 @@ def split(labels, seed=0, test_fraction=0.2):
     return train, test
 
 
+def combo_split(labels, seed=0):
+    """Unseen verb forms: (train_idx, test_idx), the test set being every icon of 60 of the
+    300 combinations (20%), none of which is ever seen in training.
+
+    A balanced design, shuffled by the seed: each verb loses 3 of its 15 combinations, each
+    tense 12 of its 60 and each person 20 of its 100, so every verb, tense and person is still
+    trained on and only their combination is new.
+    """
+    rng = np.random.default_rng(seed)
+    verbs, tenses, persons = (rng.permutation(len(f)) for f in (VERBS, TENSES, PERSONS))
+    held_out = {class_id(verbs[v], tenses[(3 * v + j) % 5], persons[(v + j) % 3])
+                for v in range(len(VERBS)) for j in range(3)}
+    test = np.array([i for i, lab in enumerate(labels) if lab["class_id"] in held_out])
+    return np.setdiff1d(np.arange(len(labels)), test), test
+
+
+SPLITS = {"stratified": split, "combos": combo_split}  # --split of train.py and eval.py
+
+
 # ---------------------------------------------------------------------------- main
 
 

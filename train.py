@@ -2,24 +2,25 @@
 
     uv run python train.py                       # tense task (5 classes): the lab's acceptance run
     uv run python train.py --task tense_person   # 15 classes
-    uv run python train.py --task full           # 300 classes
+    uv run python train.py --task full --head factorised --split combos   # unseen verb forms
 
 Writes, under --out: checkpoint.npz (not committed), loss.png, accuracy.png, and this run's
 entry in manifest.json.
 """
 
 import argparse
+import itertools
 import math
 import platform
 import subprocess
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from generate_icons import load_dataset, split
+from generate_icons import SPLITS, load_dataset
 from minimodel.files import (
     LabError,
     atomic_write,
@@ -40,32 +41,86 @@ LR = 1e-3
 MOMENTUM = 0.9
 SEED = 0
 
-# --- tasks: which label a run predicts ------------------------------------------------------------
-TASKS = {  # name -> (label of one icon, class names)
-    "tense": (lambda lab: lab["tense_id"], list(TENSES)),
-    "tense_person": (lambda lab: lab["tense_id"] * len(PERSONS) + lab["person_id"],
-                     [f"{t} {p}" for t in TENSES for p in PERSONS]),
-    "full": (lambda lab: lab["class_id"],
-             [f"{v} {t} {p}" for v in VERBS for t in TENSES for p in PERSONS]),
-}
+# --- tasks: what a run predicts, and with which head ---------------------------------------------
+FACTORS = {"verb": VERBS, "tense": TENSES, "person": PERSONS}
+TASKS = {"tense": ("tense",), "tense_person": ("tense", "person"),
+         "full": ("verb", "tense", "person")}
+HEADS = ("flat", "factorised")
 
 
-def task_labels(dataset, task):
-    """-> y (N,) int labels of the task, and the class names."""
-    label, names = TASKS[task]
-    return np.array([label(lab) for lab in dataset.labels], dtype=np.int64), names
+@dataclass(frozen=True)
+class Task:
+    """Which factors of a verb form to predict (`name`), and how (`head`).
+
+    An icon's class is the combination of its factors, numbered factor by factor in the order
+    of TASKS (for `full` that is class_id). A flat head has one output per class, one softmax;
+    a factorised head one output per value of each factor (20 + 5 + 3 for `full`), one softmax
+    per factor, and predicts the combination of the three answers.
+    """
+
+    name: str = "tense"
+    head: str = "flat"
+
+    @property
+    def sizes(self):  # values per factor, e.g. (20, 5, 3)
+        return tuple(len(FACTORS[f]) for f in TASKS[self.name])
+
+    @property
+    def class_names(self):
+        return [" ".join(c) for c in itertools.product(*(FACTORS[f] for f in TASKS[self.name]))]
+
+    @property
+    def n_outputs(self):
+        return sum(self.sizes) if self.head == "factorised" else math.prod(self.sizes)
+
+    @property
+    def groups(self):  # how cross_entropy reads the head's outputs
+        return self.sizes if self.head == "factorised" else None
+
+    def targets(self, dataset):
+        """What the loss compares with: class ids (N,) for a flat head, factor ids (N, k)
+        for a factorised one."""
+        ids = np.stack([dataset.ids(f"{f}_id") for f in TASKS[self.name]], axis=1)  # (N, k)
+        return ids if self.head == "factorised" else self.classes(ids)
+
+    def classes(self, y):
+        """Targets (either form) -> class ids (N,)."""
+        return np.ravel_multi_index(tuple(y.T), self.sizes) if y.ndim == 2 else y
+
+    def decode(self, logits):
+        """Logits (N, n_outputs) -> predicted class ids (N,)."""
+        if self.head == "flat":
+            return logits.argmax(axis=1)
+        parts = np.split(logits, np.cumsum(self.sizes)[:-1], axis=1)
+        return np.ravel_multi_index(tuple(p.argmax(axis=1) for p in parts), self.sizes)
 
 
-def predict(model, x, batch_size=64):
-    """Class predictions in evaluation mode (no dropout), batch by batch. `model` is a TinyViT
+def run_name(task, split):
+    """tense, full_factorised, full_factorised_combos, ...: the key of a run in the manifest."""
+    return "_".join([task.name] + [task.head] * (task.head != "flat") + [split] * (split != "stratified"))
+
+
+def predict(model, x, task, batch_size=64):
+    """Predicted class ids in evaluation mode (no dropout), batch by batch. `model` is a TinyViT
     or a DataParallel of one."""
-    return np.concatenate([model.forward(x[i:i + batch_size]).argmax(axis=1)
-                           for i in range(0, len(x), batch_size)])
+    return task.decode(np.concatenate([model.forward(x[i:i + batch_size])
+                                       for i in range(0, len(x), batch_size)]))
 
 
 def cosine_lr(step, total, lr):
     """From lr at step 0 down towards 0 at the last step, along half a cosine."""
     return lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
+
+
+def shift(x, max_shift, rng):
+    """Move each image by up to max_shift pixels each way (edges repeated): augmentation."""
+    if max_shift == 0:
+        return x
+    B, H, W, _ = x.shape
+    padded = np.pad(x, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)),
+                    mode="edge")  # (B, H + 2s, W + 2s, C)
+    dy, dx = rng.integers(0, 2 * max_shift + 1, (2, B))
+    return np.stack([padded[i, dy[i]:dy[i] + H, dx[i]:dx[i] + W] for i in range(B)])
 
 
 # --- the training loop --------------------------------------------------------------------------
@@ -83,13 +138,16 @@ def check_finite(model, loss, where, lr):
                        f"(was {lr})")
 
 
-def train(model, x_train, y_train, x_test, y_test, epochs, batch_size, lr, seed, log=print):
-    """SGD with momentum and a per-step cosine schedule. Returns the history, one dict an epoch."""
+def train(model, task, x_train, y_train, x_test, y_test, epochs, batch_size, lr, seed,
+          max_shift=0, log=print):
+    """SGD with momentum and a per-step cosine schedule. y are task.targets.
+    Returns the history, one dict an epoch."""
     opt = SGD(model, MOMENTUM)
     parallel = DataParallel(model, seed)  # each batch as two half-batches on two cores
-    rng = np.random.default_rng([seed, 1])  # shuffling; the model's own rng draws dropout
+    rng = np.random.default_rng([seed, 1])  # shuffling and shifts; the model's rng draws dropout
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     total, step, t0 = epochs * steps_per_epoch, 0, time.perf_counter()
+    c_train, c_test = task.classes(y_train), task.classes(y_test)
     history = []
     with warnings.catch_warnings():
         # NumPy's overflow warnings would only announce what check_finite reports in one line
@@ -99,13 +157,14 @@ def train(model, x_train, y_train, x_test, y_test, epochs, batch_size, lr, seed,
             losses, correct = [], 0
             for i in range(0, len(perm), batch_size):
                 idx = perm[i:i + batch_size]
-                loss, logits = parallel.train_step(x_train[idx], y_train[idx])  # fills grads
+                xb = shift(x_train[idx], max_shift, rng)
+                loss, logits = parallel.train_step(xb, y_train[idx], task.groups)  # fills grads
                 check_finite(model, loss, f"epoch {epoch}, step {step + 1}", lr)
                 opt.step(cosine_lr(step, total, lr))
                 losses.append(loss)
-                correct += int((logits.argmax(axis=1) == y_train[idx]).sum())
+                correct += int((task.decode(logits) == c_train[idx]).sum())
                 step += 1
-            test_acc = float((predict(parallel, x_test) == y_test).mean())
+            test_acc = float((predict(parallel, x_test, task) == c_test).mean())
             elapsed = time.perf_counter() - t0
             history.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
                             "step_losses": losses, "train_accuracy": correct / len(x_train),
@@ -191,10 +250,20 @@ def environment():
 def parse_args(argv):
     ap = argparse.ArgumentParser(description="Train TinyViT on the grammar icons.")
     ap.add_argument("--task", choices=list(TASKS), default="tense",
-                    help="what to predict (default: tense, 5 classes)")
+                    help="what to predict: tense (5 classes, default), tense_person (15), full "
+                    "(300)")
+    ap.add_argument("--head", choices=HEADS, default="flat",
+                    help="flat: one softmax over the classes (default); factorised: one per "
+                    "factor (verb, tense, person), predicting their combination")
+    ap.add_argument("--split", choices=list(SPLITS), default="stratified",
+                    help="stratified: 80/20 over icons (default); combos: 20%% of the "
+                    "combinations held out entirely (unseen verb forms)")
     ap.add_argument("--epochs", type=int, default=EPOCHS, help=f"(default: {EPOCHS})")
     ap.add_argument("--lr", type=float, default=LR, help=f"peak learning rate (default: {LR})")
     ap.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"(default: {BATCH_SIZE})")
+    ap.add_argument("--shift", type=int, default=0, metavar="PIXELS",
+                    help="augmentation: move each training icon by up to this many pixels "
+                    "(default: 0, none)")
     ap.add_argument("--seed", type=int, default=SEED, help="init, dropout and shuffling seed")
     ap.add_argument("--data", default="data", help="folder made by generate_icons.py")
     ap.add_argument("--out", default=str(LAB), help="where the checkpoint, plots and "
@@ -205,6 +274,8 @@ def parse_args(argv):
             ap.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if not math.isfinite(args.lr):
         ap.error(f"--lr must be finite, got {args.lr}")
+    if not 0 <= args.shift <= 8:
+        ap.error(f"--shift must be between 0 and 8 pixels, got {args.shift}")
     try:
         check_writable(args.out)  # now, not after the training
     except LabError as e:
@@ -214,26 +285,30 @@ def parse_args(argv):
 
 def run(args, log=print):
     dataset = load_dataset(args.data)
-    y, names = task_labels(dataset, args.task)
-    train_idx, test_idx = split(dataset.labels)
+    task = Task(args.task, args.head)
+    y = task.targets(dataset)
+    train_idx, test_idx = SPLITS[args.split](dataset.labels)
     x = to_inputs(dataset.images)
-    cfg = ViTConfig(n_classes=len(names))
+    cfg = ViTConfig(n_classes=task.n_outputs)
     model = TinyViT(cfg, seed=args.seed)
-    log(f"task {args.task}: {len(names)} classes, {len(train_idx)} train / {len(test_idx)} test "
-        f"icons, {model.n_params():,} parameters")
+    name = run_name(task, args.split)
+    log(f"run {name}: {len(task.class_names)} classes ({args.head} head, {task.n_outputs} "
+        f"outputs), {len(train_idx)} train / {len(test_idx)} test icons ({args.split} split), "
+        f"{model.n_params():,} parameters")
     t0 = time.perf_counter()
-    history = train(model, x[train_idx], y[train_idx], x[test_idx], y[test_idx], args.epochs,
-                    args.batch_size, args.lr, args.seed, log)
+    history = train(model, task, x[train_idx], y[train_idx], x[test_idx], y[test_idx],
+                    args.epochs, args.batch_size, args.lr, args.seed, args.shift, log)
     seconds = time.perf_counter() - t0
     final = history[-1]
     record = {
-        "task": args.task, "n_classes": len(names), "config": asdict(cfg),
+        "task": args.task, "head": args.head, "split": args.split,
+        "n_classes": len(task.class_names), "config": asdict(cfg),
         "recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                    "schedule": "cosine, per step", "optimizer": "SGD", "momentum": MOMENTUM,
-                   "seed": args.seed, "split_seed": 0},
+                   "shift": args.shift, "seed": args.seed, "split_seed": 0},
         "dataset": {"folder": args.data, "fingerprint": dataset.fingerprint,
                     "n_icons": len(dataset.labels)},
-        "split": {"train": len(train_idx), "test": len(test_idx)},
+        "split_sizes": {"train": len(train_idx), "test": len(test_idx)},
         "parameters": model.n_params(),
         "test_accuracy": final["test_accuracy"],
         "train_accuracy": final["train_accuracy"],
@@ -245,9 +320,10 @@ def run(args, log=print):
     }
     out = Path(args.out)
     with interrupts_deferred():  # checkpoint, plots and manifest are written as one
-        model.save(out / "checkpoint.npz", meta={"task": args.task, "run": args.task})
-        save_plots(history, out, f"TinyViT, task {args.task}", len(names))
-        update_manifest(out / "manifest.json", record, "runs", args.task)
+        model.save(out / "checkpoint.npz", meta={"task": args.task, "head": args.head,
+                                                 "split": args.split, "run": name})
+        save_plots(history, out, f"TinyViT, {name}", len(task.class_names))
+        update_manifest(out / "manifest.json", record, "runs", name)
     log(f"test accuracy {final['test_accuracy']:.1%} after {args.epochs} epochs, "
         f"{seconds:.1f}s of training; wrote {out / 'checkpoint.npz'}, loss.png, accuracy.png, "
         f"manifest.json")

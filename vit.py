@@ -279,8 +279,17 @@ def to_inputs(images):
     return x
 
 
-def cross_entropy(logits, y):
-    """Mean softmax cross-entropy. logits (B, K), y (B,) ints -> loss, dlogits (B, K)."""
+def cross_entropy(logits, y, groups=None):
+    """Mean softmax cross-entropy. logits (B, K), y (B,) ints -> loss, dlogits (B, K).
+
+    With `groups` (sizes summing to K) the logits are read as one softmax per group and y is
+    (B, len(groups)): the loss is the sum of the groups' losses. That is a factorised head,
+    e.g. groups (20, 5, 3) for verb, tense and person.
+    """
+    if groups is not None:
+        parts = [cross_entropy(part, y[:, i])
+                 for i, part in enumerate(np.split(logits, np.cumsum(groups)[:-1], axis=1))]
+        return sum(loss for loss, _ in parts), np.concatenate([d for _, d in parts], axis=1)
     B = logits.shape[0]
     z = logits - logits.max(axis=1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))  # (B, K) log-softmax
@@ -311,12 +320,13 @@ class DataParallel:
         """Index arrays of the shards; fewer than n_shards when n is smaller (none is empty)."""
         return [idx for idx in np.array_split(np.arange(n), len(self.replicas)) if len(idx)]
 
-    def train_step(self, x, y):
-        """Fill model's gradients with those of the mean loss over the batch -> loss, logits."""
+    def train_step(self, x, y, groups=None):
+        """Fill model's gradients with those of the mean loss over the batch -> loss, logits.
+        `groups` as in cross_entropy."""
 
         def work(replica, idx):
             logits = replica.forward(x[idx], train=True)
-            loss, dlogits = cross_entropy(logits, y[idx])
+            loss, dlogits = cross_entropy(logits, y[idx], groups)
             replica.zero_grad()
             replica.backward(dlogits * (len(idx) / len(x)))  # shard mean -> batch mean
             return loss * len(idx), logits

@@ -224,11 +224,11 @@ def test_checkpoint_with_object_arrays_is_never_unpickled(cli, tmp_path):
 def test_checkpoint_for_another_task_or_config(cli, tmp_path):
     ckpt = tmp_path / "m.npz"
     TinyViT(ViTConfig(n_classes=7)).save(ckpt, meta={"task": "tense"})
-    evaluate_refused(cli, ckpt, "head has 7 classes, task tense has 5")
+    evaluate_refused(cli, ckpt, "head has 7 outputs, task tense with a flat head has 5")
     TinyViT(ViTConfig()).save(ckpt, meta={"task": "tense"})
     evaluate_refused(cli, ckpt, "trained for task tense, not full", args=("--task", "full"))
     TinyViT(ViTConfig()).save(ckpt, meta={"task": "colours"})
-    evaluate_refused(cli, ckpt, "unknown task 'colours'")
+    evaluate_refused(cli, ckpt, "unknown task, head or split", "'colours'")
     TinyViT(tiny_config()).save(ckpt)
     with pytest.raises(LabError, match="d_model=8 \\(expected 64\\)"):
         TinyViT.load(ckpt, expect=ViTConfig(n_classes=3))

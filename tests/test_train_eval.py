@@ -73,14 +73,14 @@ def test_acceptance_tense_task_from_fresh_icons(fresh_data, tmp_path, capsys):
     assert log.count("\nepoch ") + log.startswith("epoch ") == 20  # one line per epoch
     manifest = json.loads((tmp_path / "manifest.json").read_text())["runs"]["tense"]
     assert manifest["test_accuracy"] >= 0.80
-    assert manifest["split"] == {"train": 800, "test": 200}
+    assert manifest["split_sizes"] == {"train": 800, "test": 200}
     assert manifest["dataset"]["fingerprint"] == gi.load_dataset(fresh_data).fingerprint
     for key in ("python", "numpy", "pillow", "matplotlib", "blas", "cpu", "cores", "git_commit"):
         assert key in manifest["environment"]
     acc, cm = evaluate_script.evaluate(tmp_path / "checkpoint.npz", fresh_data)
     assert acc == manifest["test_accuracy"] and cm.sum() == 200 and cm.shape == (5, 5)
     assert math.isclose(cm.trace() / 200, acc)
-    for png in ("loss.png", "accuracy.png", "confusion_matrix.png"):
+    for png in ("loss.png", "accuracy.png", "confusion_matrix.png", "cls_attention.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     evaluated = json.loads((tmp_path / "manifest.json").read_text())["runs"]["tense"]["eval"]
     assert evaluated["test_accuracy"] == acc and len(evaluated["per_class_accuracy"]) == 5

@@ -1,0 +1,116 @@
+"""Beyond the tense task: the factorised head, unseen verb forms, and every run end to end."""
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from gradcheck import TOL, numerical_grad, rel_error
+
+import eval as eval_script
+import generate_icons as gi
+import train
+from vit import TinyViT, cross_entropy, tiny_config
+
+rng = np.random.default_rng(0)
+LABELS = [gi.label(*item) for item in gi.icon_list(1000)]
+
+
+def test_factorised_loss_gradient_through_the_whole_model():
+    """Float64 central differences on every tensor, through three softmaxes (3 + 2 + 2)."""
+    groups = (3, 2, 2)
+    model = TinyViT(tiny_config(n_classes=sum(groups)), dtype=np.float64)
+    for _, p, _ in model.named_parameters():
+        p += rng.normal(size=p.shape) * 0.3
+    x = rng.uniform(-1, 1, (4, 8, 8, 3))
+    y = np.stack([rng.integers(0, g, 4) for g in groups], axis=1)  # (B, 3) factor ids
+
+    def loss():
+        return cross_entropy(model.forward(x, train=True), y, groups)[0]
+
+    _, dlogits = cross_entropy(model.forward(x, train=True), y, groups)
+    model.zero_grad()
+    model.backward(dlogits)
+    for name, p, g in model.named_parameters():
+        assert rel_error(g, numerical_grad(loss, p)) < TOL, name
+
+
+def test_factorised_loss_is_the_sum_of_the_factor_losses():
+    logits, y = rng.normal(size=(5, 28)), np.stack([rng.integers(0, n, 5) for n in (20, 5, 3)], 1)
+    loss, d = cross_entropy(logits, y, (20, 5, 3))
+    parts = [cross_entropy(logits[:, a:b], y[:, i]) for i, (a, b) in
+             enumerate([(0, 20), (20, 25), (25, 28)])]
+    assert loss == pytest.approx(sum(p[0] for p in parts))
+    assert np.allclose(d, np.concatenate([p[1] for p in parts], axis=1))
+
+
+@pytest.mark.parametrize("name", ["tense", "tense_person", "full"])
+def test_both_heads_decode_to_the_same_classes(name):
+    """A head that is sure of the right answer predicts the icon's class, flat or factorised."""
+    dataset = gi.Dataset(np.zeros((len(LABELS), 32, 32, 3), np.uint8), LABELS, "")
+    flat, fact = train.Task(name, "flat"), train.Task(name, "factorised")
+    classes = flat.targets(dataset)
+    assert np.array_equal(fact.classes(fact.targets(dataset)), classes)
+    if name == "full":
+        assert np.array_equal(classes, dataset.ids("class_id"))
+    sure_flat = np.eye(flat.n_outputs)[classes]
+    sure_fact = np.concatenate([np.eye(n)[fact.targets(dataset)[:, i]]
+                                for i, n in enumerate(fact.sizes)], axis=1)
+    assert np.array_equal(flat.decode(sure_flat), classes)
+    assert np.array_equal(fact.decode(sure_fact), classes)
+    assert len(flat.class_names) == flat.n_outputs == np.prod(fact.sizes)
+
+
+def test_combo_split_holds_whole_combinations_out():
+    tr, te = gi.combo_split(LABELS)
+
+    def combos(idx):
+        return {LABELS[i]["class_id"] for i in idx}
+
+    assert not combos(tr) & combos(te)  # no test combination is ever seen in training
+    assert len(combos(te)) == 60 and len(combos(tr)) == 240 and len(tr) + len(te) == 1000
+    held_out = {LABELS[i]["class_id"]: LABELS[i] for i in te}.values()  # one per combination
+    for key, n, per_value in (("verb_id", 20, 3), ("tense_id", 5, 12), ("person_id", 3, 20)):
+        assert {LABELS[i][key] for i in tr} == set(range(n))  # every value still trained on
+        assert set(Counter(lab[key] for lab in held_out).values()) == {per_value}  # evenly
+    again = gi.combo_split(LABELS)
+    assert np.array_equal(again[1], te)
+    assert not np.array_equal(gi.combo_split(LABELS, seed=1)[1], te)
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("small")
+    gi.generate(out, n=1000, seed=0)
+    return out
+
+
+@pytest.mark.parametrize("task, head, split, run", [
+    ("tense_person", "flat", "stratified", "tense_person"),
+    ("full", "flat", "stratified", "full"),
+    ("full", "factorised", "stratified", "full_factorised"),
+    ("full", "factorised", "combos", "full_factorised_combos"),
+])
+def test_smoke_runs_of_each_task_and_head(small_data, tmp_path, task, head, split, run):
+    train.main(["--data", str(small_data), "--out", str(tmp_path), "--epochs", "1",
+                "--task", task, "--head", head, "--split", split, "--shift", "1"])
+    acc, cm = eval_script.evaluate(tmp_path / "checkpoint.npz", small_data)
+    entry = json.loads((tmp_path / "manifest.json").read_text())["runs"][run]
+    assert (entry["task"], entry["head"], entry["split"]) == (task, head, split)
+    assert entry["eval"]["test_accuracy"] == acc and cm.sum() == entry["split_sizes"]["test"]
+    assert entry["recipe"]["shift"] == 1
+    assert (tmp_path / "cls_attention.png").exists()
+
+
+def test_shift_moves_images_within_bounds():
+    x = np.arange(2 * 6 * 6 * 1, dtype=np.float32).reshape(2, 6, 6, 1)
+    moved = train.shift(x, 2, np.random.default_rng(0))
+    assert moved.shape == x.shape and train.shift(x, 0, None) is x
+    assert set(np.unique(moved)) <= set(np.unique(x))  # edge pixels repeated, nothing new
+
+
+def test_cls_attention_maps_are_distributions():
+    model = TinyViT(tiny_config(n_blocks=3))
+    last, rollout = eval_script.cls_attention(model, np.zeros((8, 8, 3), np.float32))
+    assert last.shape == rollout.shape == (2, 2)
+    assert 0 < last.sum() <= 1 and 0 < rollout.sum() <= 1  # [CLS] keeps the rest for itself
