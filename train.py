@@ -97,7 +97,12 @@ class Task:
 
 def run_name(task, split):
     """tense, full_factorised, full_factorised_combos, ...: the key of a run in the manifest."""
-    return "_".join([task.name] + [task.head] * (task.head != "flat") + [split] * (split != "stratified"))
+    parts = [task.name]
+    if task.head != "flat":
+        parts.append(task.head)
+    if split != "stratified":
+        parts.append(split)
+    return "_".join(parts)
 
 
 def predict(model, x, task, batch_size=64):
