@@ -229,3 +229,23 @@ def test_data_parallel_dropout_is_seeded():
 
     assert np.array_equal(grads(5), grads(5))
     assert not np.array_equal(grads(5), grads(6))
+
+
+# ---------------------------------------------------------------- the benchmark
+
+
+def test_flop_count_matches_a_hand_count():
+    # embedding 2·64·48·64; 3 full blocks of 2·65·64·192 (qkv) + 2·2·4·65·65·16 (attention)
+    # + 2·65·64·64 (W_o) + 2·2·65·64·256 (MLP); the [CLS]-only last block; the head 2·64·5
+    full = 1_597_440 + 1_081_600 + 532_480 + 4_259_840
+    last = 1_597_440 + 16_640 + 8_192 + 65_536
+    assert vit.flops_per_image(ViTConfig()) == 393_216 + 3 * full + last + 640 == 24_495_744
+
+
+def test_benchmark_smoke(capsys):
+    """A fast run of `python vit.py --bench`: it times, counts and names its BLAS."""
+    vit.main(["--bench", "--bench-steps", "1"])
+    out = capsys.readouterr().out
+    for needle in ("training step, batch 32:", "inference,     batch 256:", "images/s",
+                   "GFLOP/s", "kernel", "ceiling: 2048×2048 float32 matmul"):
+        assert needle in out, needle
