@@ -331,8 +331,9 @@ class DataParallel:
             replica.backward(dlogits * (len(idx) / len(x)))  # shard mean -> batch mean
             return loss * len(idx), logits
 
-        losses, logits = zip(*self.pool.map(work, self.replicas, self._shards(len(x))))
-        for replica in self.replicas[1:]:
+        shards = self._shards(len(x))
+        losses, logits = zip(*self.pool.map(work, self.replicas, shards))
+        for replica in self.replicas[1:len(shards)]:  # only those that ran on this batch
             for (_, _, g), (_, _, g_shard) in zip(self.model.named_parameters(),
                                                   replica.named_parameters()):
                 g += g_shard

@@ -212,9 +212,20 @@ def test_data_parallel_step_is_the_full_batch_step():
 
 
 def test_data_parallel_batch_of_one():
-    model = TinyViT(tiny_config())
-    loss, logits = vit.DataParallel(model).train_step(images(model.cfg, 1), np.array([2]))
+    """One image, one shard: the idle replica's gradients from the step before are not added."""
+    model = TinyViT(tiny_config(), dtype=np.float64)
+    randomise(model)
+    parallel = vit.DataParallel(model)
+    parallel.train_step(rng.uniform(-1, 1, (4, 8, 8, 3)), np.array([0, 1, 2, 0]))
+    x = rng.uniform(-1, 1, (1, 8, 8, 3))
+    loss, logits = parallel.train_step(x, np.array([2]))
     assert np.isfinite(loss) and logits.shape == (1, 3)
+    dp_grads = [g.copy() for _, _, g in model.named_parameters()]
+    _, dlogits = cross_entropy(model.forward(x, train=True), np.array([2]))
+    model.zero_grad()
+    model.backward(dlogits)
+    for (name, _, g), g_dp in zip(model.named_parameters(), dp_grads):
+        assert np.allclose(g, g_dp, rtol=1e-10, atol=1e-14), name
 
 
 def test_data_parallel_dropout_is_seeded():
