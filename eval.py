@@ -16,10 +16,11 @@ import numpy as np
 from generate_icons import SPLITS, load_dataset
 from minimodel.files import (
     LabError,
-    atomic_write,
     check_writable,
     interrupts_deferred,
+    pyplot,
     run_cli,
+    save_figure,
     update_manifest,
 )
 from minimodel.grammar.verbs import TENSES
@@ -49,11 +50,7 @@ def factor_views(task, y_true, y_pred):
 
 
 def save_confusion_plot(views, path, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     widths = [max(4.5, 0.42 * len(names) + 2.2) for _, _, names in views]
     fig, axes = plt.subplots(1, len(views), figsize=(sum(widths), max(widths) * 0.9),
                              width_ratios=widths, squeeze=False)
@@ -72,9 +69,7 @@ def save_confusion_plot(views, path, title):
         ax.set(xlabel="predicted", ylabel="true",
                title=f"{name}: {cm.trace() / cm.sum():.1%} of {cm.sum()}")
     fig.suptitle(title)
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def cls_attention(model, image):
@@ -93,11 +88,7 @@ def cls_attention(model, image):
 
 def save_attention_plot(model, images, labels, path):
     """One test icon per tense: the icon, then the two attention maps over it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     def pick(t):  # a different verb and person on each row, where the test set has them
         ranked = sorted((lab["verb_id"] != 4 * t, lab["person_id"] != t % 3, i)
                         for i, lab in enumerate(labels) if lab["tense_id"] == t)
@@ -121,9 +112,7 @@ def save_attention_plot(model, images, labels, path):
         ax.axis("off")
     fig.suptitle("Where [CLS] looks: bright patches get more attention\n"
                  "(each map scaled to its own maximum)", fontsize=10)
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def evaluate(checkpoint, data, task=None, log=print):

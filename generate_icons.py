@@ -22,10 +22,11 @@ from PIL import Image
 
 from minimodel.files import (
     LabError,
-    atomic_write,
     check_writable,
     interrupts_deferred,
+    pyplot,
     run_cli,
+    save_figure,
     update_manifest,
     write_json,
 )
@@ -248,11 +249,7 @@ def generate(out, n=1000, seed=0, manifest=None):
 
 
 def save_sample_grid(images, labels, path, seed, n=20):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     pick = np.random.default_rng(seed).choice(len(labels), n, replace=False)
     fig, axes = plt.subplots(4, 5, figsize=(10, 9.2))
     for ax, i in zip(axes.flat, pick):
@@ -262,9 +259,7 @@ def save_sample_grid(images, labels, path, seed, n=20):
                      f"{TENSES[lab['tense_id']]} · {PERSONS[lab['person_id']]}", fontsize=8.5)
         ax.axis("off")
     fig.suptitle("20 random grammar icons: colour = tense, shape = person, pattern = verb")
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=80))
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 # ---------------------------------------------------------------------------- reading it back

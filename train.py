@@ -11,6 +11,7 @@ entry in manifest.json.
 import argparse
 import itertools
 import math
+import os
 import platform
 import subprocess
 import time
@@ -23,10 +24,11 @@ import numpy as np
 from generate_icons import SPLITS, load_dataset
 from minimodel.files import (
     LabError,
-    atomic_write,
     check_writable,
     interrupts_deferred,
+    pyplot,
     run_cli,
+    save_figure,
     update_manifest,
 )
 from minimodel.grammar.verbs import PERSONS, TENSES, VERBS
@@ -184,11 +186,9 @@ def train(model, task, x_train, y_train, x_test, y_test, epochs, batch_size, lr,
 
 
 def save_plots(history, out, title, n_classes):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+
+    plt = pyplot()
 
     epochs = [h["epoch"] for h in history]
     steps = [s for h in history for s in h["step_losses"]]
@@ -203,7 +203,7 @@ def save_plots(history, out, title, n_classes):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     ax.grid(alpha=0.3)
-    _save(fig, Path(out) / "loss.png")
+    save_figure(fig, Path(out) / "loss.png")
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(epochs, [100 * h["train_accuracy"] for h in history], "o-",
@@ -215,15 +215,7 @@ def save_plots(history, out, title, n_classes):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
-    _save(fig, Path(out) / "accuracy.png")
-
-
-def _save(fig, path):
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
+    save_figure(fig, Path(out) / "accuracy.png")
 
 
 def environment():
@@ -238,13 +230,14 @@ def environment():
         except (OSError, subprocess.CalledProcessError):
             return None
 
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+              if line.startswith("model name")] if cpuinfo.exists() else []
     changed = git("status", "--porcelain", "--", "*.py")
     return {"python": platform.python_version(), "numpy": np.__version__,
             "pillow": PIL.__version__, "matplotlib": matplotlib.__version__,
-            "blas": blas_info(), "cpu": cpu, "cores": len(__import__("os").sched_getaffinity(0)),
+            "blas": blas_info(), "cpu": models[0] if models else platform.processor(),
+            "cores": len(os.sched_getaffinity(0)),
             "git_commit": git("rev-parse", "HEAD"),
             "code_changed_since_commit": None if changed is None else bool(changed)}
 

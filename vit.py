@@ -263,9 +263,41 @@ class TinyViT:
             a = arrays[name]
             if a.shape != p.shape or a.dtype.kind != "f":
                 raise LabError(f"{path}: tensor {name} is {a.dtype}{a.shape}, "
-                                 f"expected float{p.shape}")
+                               f"expected float{p.shape}")
             p[...] = a
         return model, meta
+
+
+# ---------------------------------------------------------------------------- BLAS
+
+
+def _openblas_libs():
+    """The OpenBLAS that NumPy's wheels bundle (scipy-openblas, symbols suffixed 64_)."""
+    return glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs",
+                                  "*openblas*"))
+
+
+def blas_info():
+    """The BLAS NumPy calls, and the kernel OpenBLAS picked for this CPU (e.g. 'Haswell')."""
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    info = {"name": blas.get("name"), "version": blas.get("version"), "kernel": None}
+    for lib in _openblas_libs():
+        try:
+            corename = ctypes.CDLL(lib).scipy_openblas_get_corename64_
+        except (OSError, AttributeError):
+            continue
+        corename.restype = ctypes.c_char_p
+        info["kernel"] = corename().decode()
+    return info
+
+
+def set_blas_threads(n):
+    """Ask NumPy's OpenBLAS for n threads; a no-op for a BLAS this cannot reach."""
+    for lib in _openblas_libs():
+        try:
+            ctypes.CDLL(lib).scipy_openblas_set_num_threads64_(n)
+        except (OSError, AttributeError):
+            pass
 
 
 # ---------------------------------------------------------------------------- training helpers
@@ -345,15 +377,6 @@ class DataParallel:
                                                  self.replicas, self._shards(len(x)))))
 
 
-def set_blas_threads(n):
-    """Ask NumPy's OpenBLAS for n threads; a no-op for a BLAS this cannot reach."""
-    for lib in _openblas_libs():
-        try:
-            ctypes.CDLL(lib).scipy_openblas_set_num_threads64_(n)
-        except (OSError, AttributeError):
-            pass
-
-
 class SGD:
     """SGD with momentum: v = μ·v + g; p -= lr·v (PyTorch's convention)."""
 
@@ -370,26 +393,6 @@ class SGD:
 
 
 # ---------------------------------------------------------------------------- main
-
-
-def _openblas_libs():
-    """The OpenBLAS that NumPy's wheels bundle (scipy-openblas, symbols suffixed 64_)."""
-    return glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs",
-                                  "*openblas*"))
-
-
-def blas_info():
-    """The BLAS NumPy calls, and the kernel OpenBLAS picked for this CPU (e.g. 'Haswell')."""
-    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-    info = {"name": blas.get("name"), "version": blas.get("version"), "kernel": None}
-    for lib in _openblas_libs():
-        try:
-            corename = ctypes.CDLL(lib).scipy_openblas_get_corename64_
-        except (OSError, AttributeError):
-            continue
-        corename.restype = ctypes.c_char_p
-        info["kernel"] = corename().decode()
-    return info
 
 
 def flops_per_image(cfg):

@@ -33,6 +33,23 @@ def atomic_write(path, write):
         tmp.unlink(missing_ok=True)
 
 
+def pyplot():
+    """matplotlib's pyplot, drawing off-screen: the scripts save figures, they never show them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path, dpi=100):
+    """Lay a figure out, write it as a PNG through atomic_write, and free it."""
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+    pyplot().close(fig)
+
+
 def write_json(path, obj):
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
 

@@ -169,7 +169,7 @@ def attention_backward(dy, cache):
     dqkv = np.empty((B, T, 3, H, hs), dtype=dy.dtype)
     dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)  # views (B, H, T, hs) into dqkv
     np.matmul(att.transpose(0, 1, 3, 2), dy, out=dv)
-    ds = dy @ v.transpose(0, 1, 3, 2)  # (B, H, T, T): d att
+    ds = dy @ v.transpose(0, 1, 3, 2)  # (B, H, T', T): d att
     # softmax backward, row by row: ds = att ⊙ (datt − Σ_j datt·att); masked entries have att = 0
     ds -= np.vecdot(ds, att)[..., None]
     ds *= att
@@ -191,7 +191,7 @@ class TransformerBlock:
     into `grads` (call `zero_grad` between steps) and returns the gradient of its input.
     (The activations stay until the next forward replaces them: freeing them after backward
     only makes the allocator hand the pages back and fault them in again, a 20% slowdown.)
-    `att` holds the attention probabilities (B, H, T, T) of the last forward, in either mode.
+    `att` holds the attention probabilities (B, H, T', T) of the last forward, in either mode.
     """
 
     def __init__(self, d_model, n_heads, d_ff, dropout=0.0, causal=True, rng=None,
@@ -233,10 +233,10 @@ class TransformerBlock:
         a, m_o = dropout_forward(a, drop, self.rng)
         x = x[:, : a.shape[1]] + a  # residual, for the T' tokens that asked
         h, c_ln2 = layernorm_forward(x, p["ln2_g"], p["ln2_b"])
-        f, c_1 = linear_forward(h, p["W_1"], p["b_1"])  # (B, T, F)
+        f, c_1 = linear_forward(h, p["W_1"], p["b_1"])  # (B, T', F)
         g, c_gelu = gelu_forward(f)
         g, m_g = dropout_forward(g, drop, self.rng)
-        m, c_2 = linear_forward(g, p["W_2"], p["b_2"])  # (B, T, C)
+        m, c_2 = linear_forward(g, p["W_2"], p["b_2"])  # (B, T', C)
         m, m_2 = dropout_forward(m, drop, self.rng)
         self.att = c_att[-1]
         self.cache = (c_ln1, c_qkv, c_att, c_o, m_o, c_ln2, c_1, c_gelu, m_g, c_2, m_2) \
