@@ -136,8 +136,7 @@ def shift(x, max_shift, rng):
 def check_finite(model, loss, where, lr):
     """Stop a diverged run before its NaNs reach the weights (nothing has been written yet)."""
     bad = [] if math.isfinite(loss) else [f"the loss is {loss}"]
-    if not bad and not all(math.isfinite(float(np.vdot(g, g))) for _, _, g in
-                            model.named_parameters()):
+    if not bad and not math.isfinite(float(np.vdot(model.flat_grads, model.flat_grads))):
         bad = [f"the gradient of {name} is not finite" for name, _, g in model.named_parameters()
                if not np.isfinite(g).all()][:3]
     if bad:

@@ -102,6 +102,19 @@ def unpatchify(patches, P, image_size, channels=3):
 # ---------------------------------------------------------------------------- the model
 
 
+def pack(dicts):
+    """Copy every array of `dicts` (a list of {name: array}) into one flat vector and put, in
+    each dict, a view of its slice in place of the array -> the vector."""
+    entries = [(d, k) for d in dicts for k in d]
+    flat = np.concatenate([d[k].ravel() for d, k in entries])
+    start = 0
+    for d, k in entries:
+        shape, size = d[k].shape, d[k].size
+        d[k] = flat[start:start + size].reshape(shape)
+        start += size
+    return flat
+
+
 class TinyViT:
     """Patch embedding + [CLS] + positions + transformer blocks + LayerNorm + linear head."""
 
@@ -126,6 +139,10 @@ class TinyViT:
                              dtype=dtype)
             for _ in range(cfg.n_blocks)
         ]
+        # every parameter, and every gradient, is a view into one flat vector: the optimiser,
+        # zero_grad and DataParallel's sum are then one NumPy call each, not one per tensor
+        self.flat_params = pack([self.params] + [b.params for b in self.blocks])
+        self.flat_grads = pack([self.grads] + [b.grads for b in self.blocks])
 
     def embed(self, images, train=False):
         """images (B, H, W, C) -> tokens (B, N+1, d): [CLS] first, then one token per patch."""
@@ -192,14 +209,13 @@ class TinyViT:
         return sum(p.size for _, p, _ in self.named_parameters())
 
     def zero_grad(self):
-        for _, _, g in self.named_parameters():
-            g.fill(0)
+        self.flat_grads.fill(0)
 
     def replica(self, seed):
         """A model that shares this one's parameter arrays but keeps its own activations,
         gradients and dropout generator: a worker for DataParallel."""
         twin = TinyViT(self.cfg, seed=seed, dtype=self.params["cls"].dtype)
-        twin.params = self.params
+        twin.params, twin.flat_params = self.params, self.flat_params
         for mine, theirs in zip(self.blocks, twin.blocks):
             theirs.params = mine.params
         return twin
@@ -366,9 +382,7 @@ class DataParallel:
         shards = self._shards(len(x))
         losses, logits = zip(*self.pool.map(work, self.replicas, shards))
         for replica in self.replicas[1:len(shards)]:  # only those that ran on this batch
-            for (_, _, g), (_, _, g_shard) in zip(self.model.named_parameters(),
-                                                  replica.named_parameters()):
-                g += g_shard
+            self.model.flat_grads += replica.flat_grads
         return sum(losses) / len(x), np.concatenate(logits)
 
     def forward(self, x):
@@ -381,15 +395,14 @@ class SGD:
     """SGD with momentum: v = μ·v + g; p -= lr·v (PyTorch's convention)."""
 
     def __init__(self, model, momentum=0.9):
-        self.pairs = [(p, g) for _, p, g in model.named_parameters()]
+        self.p, self.g = model.flat_params, model.flat_grads  # every tensor at once
         self.momentum = momentum
-        self.velocity = [np.zeros_like(p) for p, _ in self.pairs]
+        self.v = np.zeros_like(self.p)
 
     def step(self, lr):
-        for (p, g), v in zip(self.pairs, self.velocity):
-            v *= self.momentum
-            v += g
-            p -= lr * v
+        self.v *= self.momentum
+        self.v += self.g
+        self.p -= lr * self.v
 
 
 # ---------------------------------------------------------------------------- main
