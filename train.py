@@ -107,9 +107,10 @@ def run_name(task, split):
     return "_".join(parts)
 
 
-def predict(model, x, task, batch_size=64):
+def predict(model, x, task, batch_size=BATCH_SIZE):
     """Predicted class ids in evaluation mode (no dropout), batch by batch. `model` is a TinyViT
-    or a DataParallel of one."""
+    or a DataParallel of one. Batches of the training size reuse the memory the training steps
+    used: larger ones are slower per icon here."""
     return task.decode(np.concatenate([model.forward(x[i:i + batch_size])
                                        for i in range(0, len(x), batch_size)]))
 
@@ -285,7 +286,7 @@ def run(args, log=print):
     task = Task(args.task, args.head)
     y = task.targets(dataset)
     train_idx, test_idx = SPLITS[args.split](dataset.labels)
-    x = to_inputs(dataset.images)
+    x_train, x_test = to_inputs(dataset.images[train_idx]), to_inputs(dataset.images[test_idx])
     cfg = ViTConfig(n_classes=task.n_outputs)
     model = TinyViT(cfg, seed=args.seed)
     name = run_name(task, args.split)
@@ -293,7 +294,7 @@ def run(args, log=print):
         f"outputs), {len(train_idx)} train / {len(test_idx)} test icons ({args.split} split), "
         f"{model.n_params():,} parameters")
     t0 = time.perf_counter()
-    history = train(model, task, x[train_idx], y[train_idx], x[test_idx], y[test_idx],
+    history = train(model, task, x_train, y[train_idx], x_test, y[test_idx],
                     args.epochs, args.batch_size, args.lr, args.seed, args.shift, log)
     seconds = time.perf_counter() - t0
     final = history[-1]
