@@ -209,6 +209,7 @@ def test_data_parallel_step_is_the_full_batch_step():
     for (name, _, g), ref in zip(model.named_parameters(), full):
         assert np.allclose(g, ref, rtol=1e-10, atol=1e-14), name
     assert np.allclose(parallel.forward(x), logits, rtol=1e-12)
+    assert np.allclose(parallel.forward(x, chunk=2), logits, rtol=1e-12)  # shards of 4 and 3
 
 
 def test_data_parallel_batch_of_one():
