@@ -1,11 +1,13 @@
-"""The Phase 17 block: each primitive and the whole block against central differences."""
+"""The Phase 17 block: each reference primitive (layers.py) and the whole block, built on either
+set of primitives, against central differences. test_layers.py checks that the tuned primitives
+give what the reference ones give."""
 
 import numpy as np
 import pytest
 from gradcheck import TOL, numerical_grad, rel_error
 
-from minimodel.transformer.block import (
-    TransformerBlock,
+from minimodel.transformer.block import TransformerBlock
+from minimodel.transformer.layers import (
     attention_backward,
     attention_forward,
     dropout_backward,
@@ -17,6 +19,8 @@ from minimodel.transformer.block import (
     linear_backward,
     linear_forward,
 )
+
+BOTH = pytest.mark.parametrize("primitives", ["reference", "tuned"])
 
 rng = np.random.default_rng(0)
 
@@ -65,10 +69,12 @@ def test_dropout_gradient_and_scale():
     assert dropout_forward(x, 0.0, None)[0] is x  # evaluation: identity
 
 
+@BOTH
 @pytest.mark.parametrize("causal", [False, True])
-def test_block_gradients_every_parameter(causal):
+def test_block_gradients_every_parameter(causal, primitives):
     """Every entry of every parameter, and the input, with dropout on (the same mask each call)."""
-    block = TransformerBlock(8, 2, 16, dropout=0.2, causal=causal, dtype=np.float64)
+    block = TransformerBlock(8, 2, 16, dropout=0.2, causal=causal, dtype=np.float64,
+                             primitives=primitives)
     for v in block.params.values():  # move off the init (unit gains, zero biases) to test more
         v += rng.normal(size=v.shape) * 0.3
     x = rng.normal(size=(2, 5, 8))
@@ -87,11 +93,12 @@ def test_block_gradients_every_parameter(causal):
         assert err < TOL, f"{name}: relative error {err:.1e}"
 
 
-def test_causality_is_real():
+@BOTH
+def test_causality_is_real(primitives):
     x = rng.normal(size=(1, 6, 8)).astype(np.float32)
     x2 = x.copy()
     x2[:, 4:] += rng.normal(size=(1, 2, 8))  # change tokens 4, 5 (not by a constant: LN erases it)
-    causal = TransformerBlock(8, 2, 16, causal=True)
+    causal = TransformerBlock(8, 2, 16, causal=True, primitives=primitives)
     assert np.array_equal(causal.forward(x)[:, :4], causal.forward(x2)[:, :4])
     assert not np.allclose(causal.forward(x)[:, 4:], causal.forward(x2)[:, 4:])
     assert np.allclose(np.triu(causal.att[0, 0], k=1), 0)  # nothing read from the future
@@ -99,10 +106,11 @@ def test_causality_is_real():
     assert not np.allclose(both_ways.forward(x)[:, :4], both_ways.forward(x2)[:, :4])
 
 
-def test_block_follows_parameter_dtype():
+@BOTH
+def test_block_follows_parameter_dtype(primitives):
     x = rng.normal(size=(2, 5, 8))
     for dtype in (np.float32, np.float64):
-        block = TransformerBlock(8, 2, 16, dropout=0.1, dtype=dtype)
+        block = TransformerBlock(8, 2, 16, dropout=0.1, dtype=dtype, primitives=primitives)
         out = block.forward(x.astype(dtype), train=True)
         assert out.dtype == dtype
         assert block.backward(np.ones_like(out)).dtype == dtype
@@ -110,25 +118,29 @@ def test_block_follows_parameter_dtype():
         assert block.att.shape == (2, 2, 5, 5) and np.allclose(block.att.sum(-1), 1)
 
 
-def test_block_refuses_bad_heads():
+def test_block_refuses_bad_heads_and_primitives():
     with pytest.raises(ValueError, match="divisible"):
         TransformerBlock(10, 3, 16)
+    with pytest.raises(ValueError, match="primitives='fast' must be one of tuned, reference"):
+        TransformerBlock(8, 2, 16, primitives="fast")
 
 
+@BOTH
 @pytest.mark.parametrize("causal", [False, True])
-def test_block_n_out_updates_only_the_first_tokens(causal):
-    """n_out=2: the first two rows of the full output, and every gradient still checked."""
-    block = TransformerBlock(8, 2, 16, dropout=0.0, causal=causal, dtype=np.float64)
+def test_block_n_queries_updates_only_the_first_tokens(causal, primitives):
+    """n_queries=2: the first two rows of the full output, and every gradient still checked."""
+    block = TransformerBlock(8, 2, 16, dropout=0.0, causal=causal, dtype=np.float64,
+                             primitives=primitives)
     for v in block.params.values():
         v += rng.normal(size=v.shape) * 0.3
     x = rng.normal(size=(2, 5, 8))
-    first_two = block.forward(x, n_out=2)
+    first_two = block.forward(x, n_queries=2)
     assert block.att.shape == (2, 2, 2, 5)  # two queries over five keys
     assert np.allclose(first_two, block.forward(x)[:, :2], rtol=1e-12)
     R = rng.normal(size=(2, 2, 8))
 
     def loss():
-        return float((block.forward(x, train=True, n_out=2) * R).sum())  # dropout is 0
+        return float((block.forward(x, train=True, n_queries=2) * R).sum())  # dropout is 0
 
     loss()
     block.zero_grad()
