@@ -5,35 +5,27 @@
 
 The transformer block is the Phase 17 one, imported from src/minimodel: the only vision-specific
 parts of this file are `patchify` and the patch embedding. `encode` returns the [CLS] features
-without the head (the next lab's image encoder); `forward` adds the head.
+without the head (the next lab's image encoder); `forward` adds the head. The layers' maths is
+in src/minimodel/transformer/layers.py; the model runs on their tuned twins (fast_layers.py)
+unless built with primitives="reference".
 
     python vit.py           prints the parameter table of the default config
     python vit.py --bench   times the training step and inference on this machine
 """
 
 import argparse
-import ctypes
-import glob
 import json
 import math
 import os
 import time
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from minimodel.files import LabError, atomic_write, run_cli
-from minimodel.transformer.block import (
-    TransformerBlock,
-    dropout_backward,
-    dropout_forward,
-    layernorm_backward,
-    layernorm_forward,
-    linear_backward,
-    linear_forward,
-)
+from minimodel.parallel import DataParallel, blas_info, blas_threads, cpu_count
+from minimodel.transformer.block import PRIMITIVES, TransformerBlock
 
 
 @dataclass(frozen=True)
@@ -118,8 +110,8 @@ def pack(dicts):
 class TinyViT:
     """Patch embedding + [CLS] + positions + transformer blocks + LayerNorm + linear head."""
 
-    def __init__(self, cfg: ViTConfig, seed=0, dtype=np.float32):
-        self.cfg = cfg
+    def __init__(self, cfg: ViTConfig, seed=0, dtype=np.float32, primitives="tuned"):
+        self.cfg, self.primitives = cfg, primitives
         self.rng = np.random.default_rng(seed)  # initial weights, then dropout masks
         d, n_tok = cfg.d_model, cfg.n_patches + 1
         self.params = {
@@ -127,8 +119,8 @@ class TinyViT:
             "b_patch": np.zeros(d),
             "cls": self.rng.normal(0, 0.02, (1, 1, d)),
             "pos": self.rng.normal(0, 0.02, (1, n_tok, d)),
-            "ln_g": np.ones(d),
-            "ln_b": np.zeros(d),
+            "ln_gain": np.ones(d),
+            "ln_bias": np.zeros(d),
             "W_head": np.zeros((d, cfg.n_classes)),  # zero head: first loss is ln(n_classes)
             "b_head": np.zeros(cfg.n_classes),
         }
@@ -136,9 +128,10 @@ class TinyViT:
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.blocks = [
             TransformerBlock(d, cfg.n_heads, cfg.d_ff, cfg.dropout, causal=False, rng=self.rng,
-                             dtype=dtype)
+                             dtype=dtype, primitives=primitives)
             for _ in range(cfg.n_blocks)
         ]
+        self.ops = PRIMITIVES[primitives]  # linear, LayerNorm and dropout outside the blocks
         # every parameter, and every gradient, is a view into one flat vector: the optimiser,
         # zero_grad and DataParallel's sum are then one NumPy call each, not one per tensor
         self.flat_params = pack([self.params] + [b.params for b in self.blocks])
@@ -146,14 +139,14 @@ class TinyViT:
 
     def embed(self, images, train=False):
         """images (B, H, W, C) -> tokens (B, N+1, d): [CLS] first, then one token per patch."""
-        p = self.params
+        p, L = self.params, self.ops
         patches = patchify(images, self.cfg.patch_size)  # (B, N, P·P·C)
-        tok, self.c_patch = linear_forward(patches, p["W_patch"], p["b_patch"])  # (B, N, d)
+        tok, self.c_patch = L.linear_forward(patches, p["W_patch"], p["b_patch"])  # (B, N, d)
         B, _, d = tok.shape
         cls = np.broadcast_to(p["cls"], (B, 1, d))
         x = np.concatenate([cls, tok], axis=1)  # (B, N+1, d)
         x += p["pos"]  # broadcast over B
-        x, self.m_pos = dropout_forward(x, self.cfg.dropout if train else 0.0, self.rng)
+        x, self.m_pos = L.dropout_forward(x, self.cfg.dropout if train else 0.0, self.rng)
         return x
 
     def encode(self, images, train=False):
@@ -162,23 +155,24 @@ class TinyViT:
         for block in self.blocks[:-1]:
             x = block.forward(x, train)  # (B, N+1, d)
         # only [CLS] (token 0) is read from here on: the last block updates it alone
-        x = self.blocks[-1].forward(x, train, n_out=1)  # (B, 1, d)
-        feat, self.c_ln = layernorm_forward(x[:, 0], self.params["ln_g"], self.params["ln_b"])
+        x = self.blocks[-1].forward(x, train, n_queries=1)  # (B, 1, d)
+        p = self.params
+        feat, self.c_ln = self.ops.layernorm_forward(x[:, 0], p["ln_gain"], p["ln_bias"])
         return feat
 
     def encode_backward(self, dfeat):
         """dfeat (B, d_model) -> d images (B, H, W, C); adds into the encoder's grads."""
-        g = self.grads
-        dcls, dg, db = layernorm_backward(dfeat, self.c_ln)
-        g["ln_g"] += dg
-        g["ln_b"] += db
+        g, L = self.grads, self.ops
+        dcls, dgain, dbias = L.layernorm_backward(dfeat, self.c_ln)
+        g["ln_gain"] += dgain
+        g["ln_bias"] += dbias
         dx = dcls[:, None]  # (B, 1, d): the last block's only output
         for block in reversed(self.blocks):  # -> (B, N+1, d)
             dx = block.backward(dx)
-        dx = dropout_backward(dx, self.m_pos)
+        dx = L.dropout_backward(dx, self.m_pos)
         g["pos"] += dx.sum(axis=0, keepdims=True)
         g["cls"] += dx[:, :1].sum(axis=0, keepdims=True)
-        dpatches, dW, db = linear_backward(dx[:, 1:], self.c_patch)
+        dpatches, dW, db = L.linear_backward(dx[:, 1:], self.c_patch)
         g["W_patch"] += dW
         g["b_patch"] += db
         cfg = self.cfg
@@ -187,12 +181,13 @@ class TinyViT:
     def forward(self, images, train=False):
         """images (B, H, W, C) -> logits (B, n_classes)."""
         feat = self.encode(images, train)
-        logits, self.c_head = linear_forward(feat, self.params["W_head"], self.params["b_head"])
+        logits, self.c_head = self.ops.linear_forward(feat, self.params["W_head"],
+                                                      self.params["b_head"])
         return logits
 
     def backward(self, dlogits):
         """dlogits (B, n_classes) -> d images; fills every parameter's gradient."""
-        dfeat, dW, db = linear_backward(dlogits, self.c_head)
+        dfeat, dW, db = self.ops.linear_backward(dlogits, self.c_head)
         self.grads["W_head"] += dW
         self.grads["b_head"] += db
         return self.encode_backward(dfeat)
@@ -214,7 +209,8 @@ class TinyViT:
     def replica(self, seed):
         """A model that shares this one's parameter arrays but keeps its own activations,
         gradients and dropout generator: a worker for DataParallel."""
-        twin = TinyViT(self.cfg, seed=seed, dtype=self.params["cls"].dtype)
+        twin = TinyViT(self.cfg, seed=seed, dtype=self.params["cls"].dtype,
+                       primitives=self.primitives)
         twin.params, twin.flat_params = self.params, self.flat_params
         for mine, theirs in zip(self.blocks, twin.blocks):
             theirs.params = mine.params
@@ -284,38 +280,6 @@ class TinyViT:
         return model, meta
 
 
-# ---------------------------------------------------------------------------- BLAS
-
-
-def _openblas_libs():
-    """The OpenBLAS that NumPy's wheels bundle (scipy-openblas, symbols suffixed 64_)."""
-    return glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs",
-                                  "*openblas*"))
-
-
-def blas_info():
-    """The BLAS NumPy calls, and the kernel OpenBLAS picked for this CPU (e.g. 'Haswell')."""
-    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-    info = {"name": blas.get("name"), "version": blas.get("version"), "kernel": None}
-    for lib in _openblas_libs():
-        try:
-            corename = ctypes.CDLL(lib).scipy_openblas_get_corename64_
-        except (OSError, AttributeError):
-            continue
-        corename.restype = ctypes.c_char_p
-        info["kernel"] = corename().decode()
-    return info
-
-
-def set_blas_threads(n):
-    """Ask NumPy's OpenBLAS for n threads; a no-op for a BLAS this cannot reach."""
-    for lib in _openblas_libs():
-        try:
-            ctypes.CDLL(lib).scipy_openblas_set_num_threads64_(n)
-        except (OSError, AttributeError):
-            pass
-
-
 # ---------------------------------------------------------------------------- training helpers
 
 
@@ -345,56 +309,6 @@ def cross_entropy(logits, y, groups=None):
     dlogits = np.exp(logp)  # softmax
     dlogits[np.arange(B), y] -= 1.0
     return float(loss), dlogits / B
-
-
-class DataParallel:
-    """Forward and backward on fixed shards of each batch, one model replica per shard, run
-    in parallel threads; the shards' gradients are summed into the main model's.
-
-    NumPy releases the GIL inside ufuncs and BLAS calls, so on 2 cores two half-batches run
-    side by side, elementwise work included (a single NumPy call uses one core). BLAS is set
-    to one thread per worker, or its own threads would fight the workers for the cores.
-    The shard count is part of the recipe, not of the machine: each shard always draws its
-    dropout from its own generator, so results do not depend on how many cores run them.
-    """
-
-    def __init__(self, model, seed=0, n_shards=2):
-        self.model = model
-        self.replicas = [model] + [model.replica(seed=[seed, i]) for i in range(1, n_shards)]
-        self.pool = ThreadPoolExecutor(min(n_shards, len(os.sched_getaffinity(0))))
-        set_blas_threads(1)
-
-    def _shards(self, n):
-        """Index arrays of the shards; fewer than n_shards when n is smaller (none is empty)."""
-        return [idx for idx in np.array_split(np.arange(n), len(self.replicas)) if len(idx)]
-
-    def train_step(self, x, y, groups=None):
-        """Fill model's gradients with those of the mean loss over the batch -> loss, logits.
-        `groups` as in cross_entropy."""
-
-        def work(replica, idx):
-            logits = replica.forward(x[idx], train=True)
-            loss, dlogits = cross_entropy(logits, y[idx], groups)
-            replica.zero_grad()
-            replica.backward(dlogits * (len(idx) / len(x)))  # shard mean -> batch mean
-            return loss * len(idx), logits
-
-        shards = self._shards(len(x))
-        losses, logits = zip(*self.pool.map(work, self.replicas, shards))
-        for replica in self.replicas[1:len(shards)]:  # only those that ran on this batch
-            self.model.flat_grads += replica.flat_grads
-        return sum(losses) / len(x), np.concatenate(logits)
-
-    def forward(self, x, chunk=32):
-        """Evaluation-mode logits (no dropout), shards in parallel. Each replica takes its shard
-        `chunk` icons at a time: a working set that stays in cache. (A shard of 128 in one call
-        takes 1.5× as long here.)"""
-
-        def work(replica, idx):
-            return np.concatenate([replica.forward(x[idx[i:i + chunk]])
-                                   for i in range(0, len(idx), chunk)])
-
-        return np.concatenate(list(self.pool.map(work, self.replicas, self._shards(len(x)))))
 
 
 class SGD:
@@ -434,7 +348,7 @@ def bench(steps=20, repeats=7, log=print):
     (batch 256) of the default config, after a warm-up; print the figures and return them."""
     cfg = ViTConfig()
     model = TinyViT(cfg)
-    parallel, opt = DataParallel(model), SGD(model)
+    opt = SGD(model)
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (256, cfg.image_size, cfg.image_size, 3)).astype(np.float32)
     y = rng.integers(0, cfg.n_classes, 256)
@@ -454,22 +368,24 @@ def bench(steps=20, repeats=7, log=print):
             runs.append((time.perf_counter() - t0) / n)
         return min(runs), float(np.median(runs))
 
-    step, step_median = timed(train_step, steps)
-    infer, infer_median = timed(lambda: parallel.forward(x), max(1, steps // 4))
-    set_blas_threads(len(os.sched_getaffinity(0)))  # the ceiling: BLAS on every core
-    big = rng.normal(size=(2048, 2048)).astype(np.float32)
-    matmul, _ = timed(lambda: big @ big, 3)
-    set_blas_threads(1)
+    with DataParallel(model, cross_entropy) as parallel:
+        step, step_median = timed(train_step, steps)
+        infer, infer_median = timed(lambda: parallel.forward(x), max(1, steps // 4))
+        blas = blas_info()  # as the step ran it: one thread per worker
+    cores = cpu_count()
+    with blas_threads(cores):  # the ceiling: BLAS on every core
+        big = rng.normal(size=(2048, 2048)).astype(np.float32)
+        matmul, _ = timed(lambda: big @ big, 3)
     flops = flops_per_image(cfg)
     r = {"train_ms_per_step": step * 1e3, "train_ms_median": step_median * 1e3,
          "train_images_per_s": 32 / step, "train_gflops": 3 * flops * 32 / step / 1e9,
          "infer_ms_per_batch": infer * 1e3, "infer_ms_median": infer_median * 1e3,
          "infer_images_per_s": 256 / infer, "infer_gflops": flops * 256 / infer / 1e9,
-         "matmul_gflops": 2 * 2048**3 / matmul / 1e9, "blas": blas_info(),
+         "matmul_gflops": 2 * 2048**3 / matmul / 1e9, "blas": blas,
          "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
-         "cores": len(os.sched_getaffinity(0)), "mflops_per_image_forward": flops / 1e6}
-    log(f"TinyViT default config, float32, {r['cores']} cores; BLAS {r['blas']['name']} "
-        f"{r['blas']['version']}, kernel {r['blas']['kernel']} "
+         "cores": cores, "mflops_per_image_forward": flops / 1e6}
+    log(f"TinyViT default config, float32, {cores} cores; BLAS {blas['name']} "
+        f"{blas['version']}, kernel {blas['kernel']}, {blas['threads']} thread per worker "
         f"(OPENBLAS_CORETYPE={r['openblas_coretype_env']})")
     log(f"forward: {r['mflops_per_image_forward']:.1f} MFLOP per image (training step ≈ 3×)")
     log(f"training step, batch 32:  {r['train_ms_per_step']:6.1f} ms best, "

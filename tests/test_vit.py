@@ -9,6 +9,7 @@ import pytest
 from gradcheck import TOL, numerical_grad, rel_error
 
 import vit
+from minimodel.parallel import DataParallel
 from minimodel.transformer import block as phase17
 from vit import TinyViT, ViTConfig, cross_entropy, patchify, tiny_config, unpatchify
 
@@ -88,9 +89,10 @@ def test_patchify_matches_explicit_slices():
 # ---------------------------------------------------------------- gradient check
 
 
-def test_every_gradient_of_the_whole_model():
+@pytest.mark.parametrize("primitives", ["reference", "tuned"])
+def test_every_gradient_of_the_whole_model(primitives):
     """Float64 central differences on every entry of every tensor, and of the input."""
-    model = TinyViT(tiny_config(), dtype=np.float64)
+    model = TinyViT(tiny_config(), dtype=np.float64, primitives=primitives)
     randomise(model)
     x = rng.uniform(-1, 1, (2, 8, 8, 3))
     R = rng.normal(size=(2, model.cfg.n_classes))
@@ -202,24 +204,24 @@ def test_data_parallel_step_is_the_full_batch_step():
     model.zero_grad()
     model.backward(dlogits)
     full = [g.copy() for _, _, g in model.named_parameters()]
-    parallel = vit.DataParallel(model)
-    loss_dp, logits_dp = parallel.train_step(x, y)
-    assert loss_dp == pytest.approx(loss, rel=1e-12)
-    assert np.allclose(logits_dp, logits, rtol=1e-12)
-    for (name, _, g), ref in zip(model.named_parameters(), full):
-        assert np.allclose(g, ref, rtol=1e-10, atol=1e-14), name
-    assert np.allclose(parallel.forward(x), logits, rtol=1e-12)
-    assert np.allclose(parallel.forward(x, chunk=2), logits, rtol=1e-12)  # shards of 4 and 3
+    with DataParallel(model, cross_entropy) as parallel:
+        loss_dp, logits_dp = parallel.train_step(x, y)
+        assert loss_dp == pytest.approx(loss, rel=1e-12)
+        assert np.allclose(logits_dp, logits, rtol=1e-12)
+        for (name, _, g), ref in zip(model.named_parameters(), full):
+            assert np.allclose(g, ref, rtol=1e-10, atol=1e-14), name
+        assert np.allclose(parallel.forward(x), logits, rtol=1e-12)
+        assert np.allclose(parallel.forward(x, chunk=2), logits, rtol=1e-12)  # shards of 4, 3
 
 
 def test_data_parallel_batch_of_one():
     """One image, one shard: the idle replica's gradients from the step before are not added."""
     model = TinyViT(tiny_config(), dtype=np.float64)
     randomise(model)
-    parallel = vit.DataParallel(model)
-    parallel.train_step(rng.uniform(-1, 1, (4, 8, 8, 3)), np.array([0, 1, 2, 0]))
     x = rng.uniform(-1, 1, (1, 8, 8, 3))
-    loss, logits = parallel.train_step(x, np.array([2]))
+    with DataParallel(model, cross_entropy) as parallel:
+        parallel.train_step(rng.uniform(-1, 1, (4, 8, 8, 3)), np.array([0, 1, 2, 0]))
+        loss, logits = parallel.train_step(x, np.array([2]))
     assert np.isfinite(loss) and logits.shape == (1, 3)
     dp_grads = [g.copy() for _, _, g in model.named_parameters()]
     _, dlogits = cross_entropy(model.forward(x, train=True), np.array([2]))
@@ -236,7 +238,8 @@ def test_data_parallel_dropout_is_seeded():
         model = TinyViT(tiny_config(dropout=0.2), seed=1)
         randomise(model, 0)
         model.params["W_head"][...] = 0.1
-        vit.DataParallel(model, seed=seed).train_step(x, np.arange(6) % 3)
+        with DataParallel(model, cross_entropy, seed=seed) as parallel:
+            parallel.train_step(x, np.arange(6) % 3)
         return np.concatenate([g.ravel() for _, _, g in model.named_parameters()])
 
     assert np.array_equal(grads(5), grads(5))
