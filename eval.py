@@ -1,11 +1,16 @@
-"""Evaluate a trained TinyViT on its test split: accuracy, per-class accuracy, confusion matrix,
-and where its [CLS] token looks.
+"""Evaluate a trained TinyViT: accuracy, per-class accuracy, confusion matrix, and where its
+[CLS] token looks.
 
-    uv run python eval.py        # the checkpoint that train.py writes by default
+    uv run python eval.py        # the checkpoint that train.py writes by default, on its test icons
     uv run python eval.py --checkpoint results/RUN/checkpoint.npz
+    uv run python generate_icons.py --out fresh --seed 7 --manifest fresh/manifest.json
+    uv run python eval.py --data fresh --all     # every icon of a folder the model never saw
 
-Writes confusion_matrix.png and cls_attention.png beside the checkpoint, and adds the evaluation
-to that folder's manifest.json entry for the run.
+By default it scores the test icons that train.py held out, read from the data folder's
+splits.json, and refuses a data folder other than the one the checkpoint was trained on. It writes
+confusion_matrix.png and cls_attention.png beside the checkpoint and adds the evaluation to that
+folder's manifest.json entry for the run. With --all it scores every icon of --data instead and
+records the result in the manifest (as "eval_all"), drawing no plots.
 """
 
 import argparse
@@ -13,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from generate_icons import SPLITS, load_dataset
+from minimodel.data import SPLITS, load_dataset
 from minimodel.files import (
     LabError,
     check_writable,
@@ -23,9 +28,12 @@ from minimodel.files import (
     save_figure,
     update_manifest,
 )
+from minimodel.grammar.tasks import FACTORS, HEADS, TASKS, Task
 from minimodel.grammar.verbs import TENSES
-from train import FACTORS, HEADS, LAB, TASKS, Task, predict
+from minimodel.parallel import DataParallel
 from vit import TinyViT, to_inputs
+
+LAB = Path(__file__).resolve().parent
 
 
 def confusion(y_true, y_pred, n):
@@ -115,9 +123,8 @@ def save_attention_plot(model, images, labels, path):
     save_figure(fig, path)
 
 
-def evaluate(checkpoint, data, task=None, log=print):
-    """Evaluate a checkpoint on the split it was trained with; `task`, if given, must be the
-    one it was trained for. Returns the accuracy and the confusion matrix of the classes."""
+def load_checkpoint(checkpoint, task=None):
+    """The model and its Task, checked against each other -> (model, meta, task)."""
     model, meta = TinyViT.load(checkpoint)
     head, split_name = meta.get("head", "flat"), meta.get("split", "stratified")
     if meta.get("task") not in TASKS or head not in HEADS or split_name not in SPLITS:
@@ -130,47 +137,84 @@ def evaluate(checkpoint, data, task=None, log=print):
     if model.cfg.n_classes != task.n_outputs:
         raise LabError(f"{checkpoint}: head has {model.cfg.n_classes} outputs, task "
                        f"{task.name} with a {head} head has {task.n_outputs}; retrain it")
+    return model, meta, task
+
+
+def score(model, task, dataset, idx):
+    """-> (true class ids, predicted class ids) of the icons idx of the dataset."""
+    y_true = task.classes(task.targets(dataset))[idx]
+    with DataParallel(model) as parallel:  # evaluation on both cores
+        y_pred = task.decode(parallel.forward(to_inputs(dataset.images[idx])))
+    return y_true, y_pred
+
+
+def evaluate(checkpoint, data, task=None, all_icons=False, log=print):
+    """Evaluate a checkpoint on the test icons it was trained with (or, with all_icons, on every
+    icon of `data`); `task`, if given, must be the one it was trained for. Returns the accuracy
+    and the confusion matrix of the classes."""
+    model, meta, task = load_checkpoint(checkpoint, task)
     dataset = load_dataset(data)
-    _, test = SPLITS[split_name](dataset.labels)
-    y_true = task.classes(task.targets(dataset))[test]
-    y_pred = predict(model, to_inputs(dataset.images[test]), task)
+    trained_on = meta.get("dataset_fingerprint")
+    if not all_icons and dataset.fingerprint != trained_on:
+        raise LabError(f"{data}: not the dataset {checkpoint} was trained on (fingerprint "
+                       f"{dataset.fingerprint[:12]}…, trained on {str(trained_on)[:12]}…); its "
+                       f"test icons are unknown here. Point --data to that folder, or add --all "
+                       f"to score every icon of this one")
+    idx = np.arange(len(dataset.labels)) if all_icons else \
+        dataset.split(meta.get("split", "stratified"))["test"]
+    y_true, y_pred = score(model, task, dataset, idx)
     names = task.class_names
     cm = confusion(y_true, y_pred, len(names))
     acc = float((y_true == y_pred).mean())
-
+    views = factor_views(task, y_true, y_pred)
     name = meta.get("run", task.name)
-    log(f"run {name}: test accuracy {acc:.1%} ({int(cm.trace())}/{len(test)})")
+    what = f"all {len(idx)} icons of {data}" if all_icons else f"the {len(idx)} test icons"
+    log(f"run {name}: accuracy {acc:.1%} on {what} ({int(cm.trace())} right)")
     if len(names) <= 15:
         log("per-class accuracy and confusion matrix (rows true, columns predicted):")
         for class_name, a, row in zip(names, per_class_accuracy(cm), cm):
             log(f"  {class_name:>22} {a:6.1%}  " + " ".join(f"{c:3d}" for c in row))
-    views = factor_views(task, y_true, y_pred)
     if len(views) > 1:
         log("accuracy of each factor of the predicted class: " + ", ".join(
             f"{f} {c.trace() / c.sum():.1%}" for f, c, _ in views))
     out = Path(checkpoint).parent
+    factor_acc = {f: round(float(c.trace() / c.sum()), 4) for f, c, _ in views}
+    if all_icons:
+        record = {"folder": str(data), "fingerprint": dataset.fingerprint, "n_icons": len(idx),
+                  "accuracy": acc, "factor_accuracy": factor_acc}
+        update_manifest(out / "manifest.json", record, "runs", name, "eval_all")
+        log(f"recorded in {out / 'manifest.json'} (runs.{name}.eval_all)")
+        return acc, cm
     record = {
         "test_accuracy": acc,
         "per_class_accuracy": {n: round(float(a), 4)
                                for n, a in zip(names, per_class_accuracy(cm))}
         if len(names) <= 15 else None,
-        "factor_accuracy": {f: round(float(c.trace() / c.sum()), 4) for f, c, _ in views},
+        "factor_accuracy": factor_acc,
     }
-    test_labels = [dataset.labels[i] for i in test]
+    test_labels = [dataset.labels[i] for i in idx]
     with interrupts_deferred():  # the plots and their manifest entry are written as one
         save_confusion_plot(views, out / "confusion_matrix.png",
                             f"TinyViT, {name}: test accuracy {acc:.1%}")
-        save_attention_plot(model, dataset.images[test], test_labels, out / "cls_attention.png")
+        save_attention_plot(model, dataset.images[idx], test_labels, out / "cls_attention.png")
         update_manifest(out / "manifest.json", record, "runs", name, "eval")
     log(f"wrote {out / 'confusion_matrix.png'} and cls_attention.png")
     return acc, cm
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Evaluate a trained TinyViT on the test split.")
+    ap = argparse.ArgumentParser(
+        description="Evaluate a trained TinyViT on the test icons it was trained with, or on "
+        "every icon of another data folder (--all).",
+        epilog="Icons the model has never seen: `uv run python generate_icons.py --out fresh "
+        "--seed 7 --manifest fresh/manifest.json`, then `uv run python eval.py --data fresh "
+        "--all`.")
     ap.add_argument("--checkpoint", default=str(LAB / "checkpoint.npz"),
                     help="written by train.py (default: checkpoint.npz at the lab's top level)")
-    ap.add_argument("--data", default="data", help="folder made by generate_icons.py")
+    ap.add_argument("--data", default="data", help="folder made by generate_icons.py; without "
+                    "--all it must be the one the checkpoint was trained on (default: data)")
+    ap.add_argument("--all", action="store_true", help="score every icon of --data, not the "
+                    "test split: for a folder drawn with another --seed; draws no plots")
     ap.add_argument("--task", choices=list(TASKS),
                     help="refuse a checkpoint trained for another task (default: its own)")
     args = ap.parse_args(argv)
@@ -178,7 +222,7 @@ def main(argv=None):
         check_writable(Path(args.checkpoint).parent)  # confusion_matrix.png goes beside it
     except LabError as e:
         ap.error(f"--checkpoint {e}")
-    evaluate(args.checkpoint, args.data, args.task)
+    evaluate(args.checkpoint, args.data, args.task, args.all)
 
 
 if __name__ == "__main__":

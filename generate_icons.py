@@ -3,23 +3,21 @@
     uv run python generate_icons.py    # data/icons/*.png, labels.json, icons_sample.png
 
 Every icon is drawn in NumPy from its own seeded generator (4×4 supersampled, then averaged), so
-its pixels depend only on (seed, verb, tense, person, idx); Pillow writes and reads the PNGs.
-This file also owns the data format for the other scripts: `load_dataset` reads and validates
-what `generate` wrote, and `split` is the one train/test split that train.py and eval.py share.
+its pixels depend only on (seed, verb, tense, person, idx); Pillow writes the PNGs. The
+train/validation/test splits are drawn here too and written beside the labels (splits.json), so
+train.py and eval.py read the same icons off the disk; src/minimodel/data.py reads it all back.
 """
 
 import argparse
-import hashlib
-import json
 import math
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from minimodel.data import PARTS, SIZE, fingerprint
 from minimodel.files import (
     LabError,
     check_writable,
@@ -30,9 +28,8 @@ from minimodel.files import (
     update_manifest,
     write_json,
 )
-from minimodel.grammar.verbs import PERSONS, TENSES, VERBS
+from minimodel.grammar.verbs import PERSONS, TENSES, VERBS, class_id
 
-SIZE = 32  # icons are SIZE × SIZE RGB
 SS = 4  # supersampling: each pixel averages SS × SS samples
 RADIUS = 11.0  # half the width of a shape, in pixels
 BACKGROUND = (30, 30, 36)
@@ -60,11 +57,6 @@ VERB_PATTERN = {
 }  # fmt: skip
 assert list(TENSE_COLOR) == list(TENSES) and list(PERSON_SHAPE) == list(PERSONS)
 assert list(VERB_PATTERN) == list(VERBS) and len(set(VERB_PATTERN.values())) == len(VERBS)
-
-
-def class_id(verb_id, tense_id, person_id):
-    """The 300-class label: verb-major, then tense, then person."""
-    return (verb_id * len(TENSES) + tense_id) * len(PERSONS) + person_id
 
 
 # ---------------------------------------------------------------------------- drawing
@@ -206,17 +198,9 @@ def render_dataset(n=1000, seed=0):
     return images, labels
 
 
-def fingerprint(images, labels):
-    """SHA-256 over the decoded pixels and the labels; PNG bytes vary with the zlib build."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
-    h.update(json.dumps(labels, sort_keys=True).encode())
-    return h.hexdigest()
-
-
 def generate(out, n=1000, seed=0, manifest=None):
-    """Render the dataset into out/: icons/, labels.json, icons_sample.png, and record its
-    fingerprint in `manifest` (a path) if given. Returns the fingerprint.
+    """Render the dataset into out/: icons/, labels.json, splits.json, icons_sample.png, and
+    record its fingerprint in `manifest` (a path) if given. Returns the fingerprint.
 
     The icons are written to a staging folder first, then swapped in with the labels, so
     out/icons/ holds exactly the new dataset (no stale icons). An interrupt or a crash while
@@ -224,7 +208,8 @@ def generate(out, n=1000, seed=0, manifest=None):
     """
     out = Path(out)
     images, labels = render_dataset(n, seed)
-    fp = fingerprint(images, labels)
+    splits = draw_splits(labels)
+    fp = fingerprint(images, labels, splits)
     out.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".icons-new-", dir=out))
     old = stage.with_name(stage.name.replace("-new-", "-old-"))
@@ -239,6 +224,7 @@ def generate(out, n=1000, seed=0, manifest=None):
             if replacing:
                 shutil.rmtree(old)  # only once the new icons are in place
             write_json(out / "labels.json", labels)
+            write_json(out / "splits.json", splits)
             save_sample_grid(images, labels, out / "icons_sample.png", seed)
             if manifest is not None:
                 update_manifest(manifest, {"n_icons": n, "seed": seed, "fingerprint": fp},
@@ -262,151 +248,73 @@ def save_sample_grid(images, labels, path, seed, n=20):
     save_figure(fig, path, dpi=80)
 
 
-# ---------------------------------------------------------------------------- reading it back
-
-LABEL_FIELDS = ("filename", "verb_id", "tense_id", "person_id", "class_id")
-MAX_PNG_BYTES = 64 * 1024  # a 32×32 RGB PNG is ~3 KB; anything far larger is not one of ours
-
-
-@dataclass
-class Dataset:
-    images: np.ndarray  # (N, 32, 32, 3) uint8
-    labels: list  # the entries of labels.json
-    fingerprint: str
-
-    def ids(self, key):
-        """One label column as an int array, e.g. ids('tense_id') -> (N,)."""
-        return np.array([lab[key] for lab in self.labels], dtype=np.int64)
-
-
-def _bad(path, problems, fix):
-    """One line naming the file, the first few problems and a count of the rest."""
-    shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3
-                                        else "")
-    return LabError(f"{path}: {shown}. {fix}")
-
-
-def read_labels(data):
-    """Read and validate data/labels.json -> list of label dicts."""
-    path = Path(data) / "labels.json"
-    regen = "Run `uv run python generate_icons.py` to regenerate the dataset"
-    if not Path(data).is_dir():
-        raise LabError(f"{data}: no such data folder. {regen}")
-    if not path.is_file():
-        raise LabError(f"{path}: missing. {regen}")
-    try:
-        labels = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LabError(f"{path}: not valid JSON ({e}). {regen}") from None
-    if not isinstance(labels, list) or not labels:
-        raise LabError(f"{path}: expected a non-empty list of labels. {regen}")
-    problems, seen = [], set()
-    limits = {"verb_id": len(VERBS), "tense_id": len(TENSES), "person_id": len(PERSONS),
-              "class_id": len(VERBS) * len(TENSES) * len(PERSONS)}
-    for i, lab in enumerate(labels):
-        if not isinstance(lab, dict) or set(lab) != set(LABEL_FIELDS):
-            problems.append(f"entry {i} must have exactly the fields {', '.join(LABEL_FIELDS)}")
-            continue
-        name = lab["filename"]
-        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", "..") \
-                or "\\" in name or "\0" in name or not name.endswith(".png"):
-            problems.append(f"entry {i}: filename {name!r} must be a plain .png name inside "
-                            f"icons/")
-            continue
-        if name in seen:
-            problems.append(f"entry {i}: duplicate filename {name}")
-        seen.add(name)
-        for key, limit in limits.items():
-            if type(lab[key]) is not int or not 0 <= lab[key] < limit:
-                problems.append(f"entry {i} ({name}): {key}={lab[key]!r} must be an int in "
-                                f"[0, {limit})")
-                break
-        else:
-            if lab["class_id"] != class_id(lab["verb_id"], lab["tense_id"], lab["person_id"]):
-                problems.append(f"entry {i} ({name}): class_id={lab['class_id']} does not match "
-                                f"its ids (expected "
-                                f"{class_id(lab['verb_id'], lab['tense_id'], lab['person_id'])})")
-    if problems:
-        raise _bad(path, problems, regen)
-    return labels
-
-
-def load_dataset(data="data"):
-    """Read data/labels.json and every icon it lists, validating both -> Dataset."""
-    labels = read_labels(data)
-    icons = Path(data) / "icons"
-    if not icons.is_dir():
-        raise LabError(f"{icons}: missing. Run `uv run python generate_icons.py` to regenerate "
-                       f"the dataset")
-    inside = icons.resolve()
-    images = np.empty((len(labels), SIZE, SIZE, 3), np.uint8)
-    problems = []
-    for i, lab in enumerate(labels):
-        path = icons / lab["filename"]
-        try:
-            if path.resolve().parent != inside:  # a link out of icons/: never opened
-                raise ValueError("resolves outside icons/")
-            if path.stat().st_size > MAX_PNG_BYTES:
-                raise ValueError(f"{path.stat().st_size} bytes, too large for a {SIZE}×{SIZE} "
-                                 f"icon")
-            with Image.open(path, formats=["PNG"]) as im:
-                if im.size != (SIZE, SIZE) or im.mode != "RGB":
-                    raise ValueError(f"{im.mode} {im.size[0]}×{im.size[1]}, expected RGB "
-                                     f"{SIZE}×{SIZE}")
-                images[i] = np.asarray(im)
-        except FileNotFoundError:
-            problems.append(f"{lab['filename']} is missing")
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-            problems.append(f"{lab['filename']} is unreadable ({e})")
-    if problems:
-        raise _bad(icons, problems, "Run `uv run python generate_icons.py` to regenerate them")
-    return Dataset(images, labels, fingerprint(images, labels))
-
-
-def split(labels, seed=0, test_fraction=0.2):
-    """The train/test split: (train_idx, test_idx), each a sorted int array into `labels`.
-
-    Stratified by tense and by combination: each tense gives the same number of test icons; a
-    combination gives at most one, and those with the most samples give first (a seeded
-    choice among equals). For the default 1000 icons: 800/200, 40 test icons per tense, and
-    every combination keeps at least 2 training icons; 100 combinations have no test icon.
-    """
-    rng = np.random.default_rng(seed)
+def one_per_combination(labels, pool, n, rng):
+    """n icons from `pool` (indices into labels): the same number from each tense, at most one
+    from a combination, the combinations with the most icons in the pool first (a seeded choice
+    among equals)."""
     by_combo = {}
-    for i, lab in enumerate(labels):
-        by_combo.setdefault(lab["class_id"], []).append(i)
-    n_test = round(len(labels) * test_fraction)
-    test = []
+    for i in pool:
+        by_combo.setdefault(labels[i]["class_id"], []).append(i)
+    taken = []
     for t in range(len(TENSES)):
-        quota = n_test // len(TENSES) + (t < n_test % len(TENSES))
+        quota = n // len(TENSES) + (t < n % len(TENSES))
         combos = [c for c, idx in by_combo.items() if labels[idx[0]]["tense_id"] == t]
         key = rng.random(len(combos))  # the seeded tie-break
         order = sorted(range(len(combos)), key=lambda j: (-len(by_combo[combos[j]]), key[j]))
         for j in order[:quota]:
             members = by_combo[combos[j]]
-            test.append(members[rng.integers(len(members))])
-    test = np.array(sorted(test), dtype=np.int64)
-    train = np.setdiff1d(np.arange(len(labels)), test)
-    return train, test
+            taken.append(members[rng.integers(len(members))])
+    return taken
+
+
+def stratified_split(labels, seed=0, test_fraction=0.2, val_fraction=0.1):
+    """{"train", "val", "test"}: sorted index lists into `labels`, stratified by tense and by
+    combination. The test icons are drawn first, then the validation icons from what is left,
+    each tense giving the same number and a combination at most one to each.
+
+    For the default 1000 icons: 700/100/200, 40 test and 20 validation icons per tense, and every
+    combination keeps at least 2 training icons; 100 combinations have no test icon.
+    """
+    rng = np.random.default_rng(seed)
+    test = one_per_combination(labels, range(len(labels)), round(len(labels) * test_fraction),
+                               rng)
+    rest = sorted(set(range(len(labels))) - set(test))
+    val = one_per_combination(labels, rest, round(len(labels) * val_fraction), rng)
+    train = sorted(set(rest) - set(val))
+    return {"train": train, "val": sorted(val), "test": sorted(test)}
 
 
 def combo_split(labels, seed=0):
-    """Unseen verb forms: (train_idx, test_idx), the test set being every icon of 60 of the
-    300 combinations (20%), none of which is ever seen in training.
+    """Unseen verb forms: every icon of 60 of the 300 combinations (20%) is a test icon, and of
+    20 others a validation icon; neither is ever seen in training.
 
-    A balanced design, shuffled by the seed: each verb loses 3 of its 15 combinations, each
-    tense 12 of its 60 and each person 20 of its 100, so every verb, tense and person is still
-    trained on and only their combination is new.
+    A balanced design, shuffled by the seed: each verb loses 3 of its 15 combinations to the
+    test set and 1 to validation, each tense 12 (and 4), each person 20 (and 6 or 7), so every
+    verb, tense and person is still trained on and only their combination is new.
     """
     rng = np.random.default_rng(seed)
     verbs, tenses, persons = (rng.permutation(len(f)) for f in (VERBS, TENSES, PERSONS))
-    held_out = {class_id(verbs[v], tenses[(3 * v + j) % 5], persons[(v + j) % 3])
-                for v in range(len(VERBS)) for j in range(3)}
-    test = np.array([i for i, lab in enumerate(labels) if lab["class_id"] in held_out])
-    return np.setdiff1d(np.arange(len(labels)), test), test
+
+    def held_out(js):  # verb v's j-th held-out combination: tense 3v + j, person v + j
+        return {class_id(verbs[v], tenses[(3 * v + j) % 5], persons[(v + j) % 3])
+                for v in range(len(VERBS)) for j in js}
+
+    test, val = held_out(range(3)), held_out([3])
+    parts = {"train": [], "val": [], "test": []}
+    for i, lab in enumerate(labels):
+        c = lab["class_id"]
+        parts["test" if c in test else "val" if c in val else "train"].append(i)
+    return parts
 
 
-SPLITS = {"stratified": split, "combos": combo_split}  # --split of train.py and eval.py
+SPLIT_RULES = {"stratified": stratified_split, "combos": combo_split}
+
+
+def draw_splits(labels):
+    """splits.json: {split: {"train" | "val" | "test": [filename, ...]}}."""
+    splits = {name: rule(labels) for name, rule in SPLIT_RULES.items()}
+    return {name: {part: [labels[i]["filename"] for i in parts[part]] for part in PARTS}
+            for name, parts in splits.items()}
 
 
 # ---------------------------------------------------------------------------- main
@@ -429,8 +337,9 @@ def main(argv=None):
         except LabError as e:
             ap.error(str(e))
     fp = generate(args.out, args.n, args.seed, manifest=args.manifest)
-    print(f"wrote {args.n} icons to {Path(args.out) / 'icons'}, labels.json and icons_sample.png")
-    print(f"dataset fingerprint (sha256 of pixels + labels): {fp}")
+    print(f"wrote {args.n} icons to {Path(args.out) / 'icons'}, labels.json, splits.json and "
+          f"icons_sample.png")
+    print(f"dataset fingerprint (sha256 of pixels, labels and splits): {fp}")
 
 
 if __name__ == "__main__":

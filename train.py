@@ -4,24 +4,25 @@
     uv run python train.py --task tense_person   # 15 classes
     uv run python train.py --task full --head factorised --split combos   # unseen verb forms
 
-Writes, under --out: checkpoint.npz (not committed), loss.png, accuracy.png, and this run's
-entry in manifest.json.
+Trains on the split's training icons, follows the validation icons every epoch, and scores the
+test icons once, at the end. Writes, under --out: checkpoint.npz (not committed), loss.png,
+accuracy.png, diagnostics.png, and this run's entry in manifest.json.
 """
 
 import argparse
-import itertools
+import functools
 import math
-import os
 import platform
 import subprocess
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from generate_icons import SPLITS, load_dataset
+from minimodel import diagnostics
+from minimodel.data import SPLITS, load_dataset
 from minimodel.files import (
     LabError,
     check_writable,
@@ -31,8 +32,9 @@ from minimodel.files import (
     save_figure,
     update_manifest,
 )
-from minimodel.grammar.verbs import PERSONS, TENSES, VERBS
-from vit import SGD, DataParallel, TinyViT, ViTConfig, blas_info, to_inputs
+from minimodel.grammar.tasks import HEADS, TASKS, Task, run_name
+from minimodel.parallel import DataParallel, blas_info, cpu_count
+from vit import SGD, TinyViT, ViTConfig, cross_entropy, to_inputs
 
 LAB = Path(__file__).resolve().parent
 
@@ -42,77 +44,6 @@ BATCH_SIZE = 32
 LR = 1e-3
 MOMENTUM = 0.9
 SEED = 0
-
-# --- tasks: what a run predicts, and with which head ---------------------------------------------
-FACTORS = {"verb": VERBS, "tense": TENSES, "person": PERSONS}
-TASKS = {"tense": ("tense",), "tense_person": ("tense", "person"),
-         "full": ("verb", "tense", "person")}
-HEADS = ("flat", "factorised")
-
-
-@dataclass(frozen=True)
-class Task:
-    """Which factors of a verb form to predict (`name`), and how (`head`).
-
-    An icon's class is the combination of its factors, numbered factor by factor in the order
-    of TASKS (for `full` that is class_id). A flat head has one output per class, one softmax;
-    a factorised head one output per value of each factor (20 + 5 + 3 for `full`), one softmax
-    per factor, and predicts the combination of the three answers.
-    """
-
-    name: str = "tense"
-    head: str = "flat"
-
-    @property
-    def sizes(self):  # values per factor, e.g. (20, 5, 3)
-        return tuple(len(FACTORS[f]) for f in TASKS[self.name])
-
-    @property
-    def class_names(self):
-        return [" ".join(c) for c in itertools.product(*(FACTORS[f] for f in TASKS[self.name]))]
-
-    @property
-    def n_outputs(self):
-        return sum(self.sizes) if self.head == "factorised" else math.prod(self.sizes)
-
-    @property
-    def groups(self):  # how cross_entropy reads the head's outputs
-        return self.sizes if self.head == "factorised" else None
-
-    def targets(self, dataset):
-        """What the loss compares with: class ids (N,) for a flat head, factor ids (N, k)
-        for a factorised one."""
-        ids = np.stack([dataset.ids(f"{f}_id") for f in TASKS[self.name]], axis=1)  # (N, k)
-        return ids if self.head == "factorised" else self.classes(ids)
-
-    def classes(self, y):
-        """Targets (either form) -> class ids (N,)."""
-        return np.ravel_multi_index(tuple(y.T), self.sizes) if y.ndim == 2 else y
-
-    def decode(self, logits):
-        """Logits (N, n_outputs) -> predicted class ids (N,)."""
-        if self.head == "flat":
-            return logits.argmax(axis=1)
-        parts = np.split(logits, np.cumsum(self.sizes)[:-1], axis=1)
-        return np.ravel_multi_index(tuple(p.argmax(axis=1) for p in parts), self.sizes)
-
-
-def run_name(task, split):
-    """tense, full_factorised, full_factorised_combos, ...: the key of a run in the manifest."""
-    parts = [task.name]
-    if task.head != "flat":
-        parts.append(task.head)
-    if split != "stratified":
-        parts.append(split)
-    return "_".join(parts)
-
-
-def predict(model, x, task, batch_size=BATCH_SIZE):
-    """Predicted class ids in evaluation mode (no dropout), batch by batch. `model` is a TinyViT
-    or a DataParallel of one. Batches of the training size reuse the memory the training steps
-    used: larger ones are slower per icon here."""
-    return task.decode(np.concatenate([model.forward(x[i:i + batch_size])
-                                       for i in range(0, len(x), batch_size)]))
 
 
 def cosine_lr(step, total, lr):
@@ -145,19 +76,21 @@ def check_finite(model, loss, where, lr):
                        f"(was {lr})")
 
 
-def train(model, task, x_train, y_train, x_test, y_test, epochs, batch_size, lr, seed,
+def train(model, task, x_train, y_train, x_val, y_val, epochs, batch_size, lr, seed,
           max_shift=0, log=print):
-    """SGD with momentum and a per-step cosine schedule. y are task.targets.
-    Returns the history, one dict an epoch."""
+    """SGD with momentum and a per-step cosine schedule. y are task.targets. Returns the
+    history, one dict an epoch, with the diagnostics of its last step and of the validation
+    icons."""
     opt = SGD(model, MOMENTUM)
-    parallel = DataParallel(model, seed)  # each batch as two half-batches on two cores
+    loss_fn = functools.partial(cross_entropy, groups=task.groups)
     rng = np.random.default_rng([seed, 1])  # shuffling and shifts; the model's rng draws dropout
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     total, step, t0 = epochs * steps_per_epoch, 0, time.perf_counter()
-    c_train, c_test = task.classes(y_train), task.classes(y_test)
+    c_train, c_val = task.classes(y_train), task.classes(y_val)
     history = []
-    with warnings.catch_warnings():
-        # NumPy's overflow warnings would only announce what check_finite reports in one line
+    # each batch as two half-batches on two cores; warnings: NumPy's overflow warnings would only
+    # announce what check_finite reports in one line
+    with DataParallel(model, loss_fn, seed) as parallel, warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for epoch in range(1, epochs + 1):
             perm = rng.permutation(len(x_train))
@@ -165,27 +98,36 @@ def train(model, task, x_train, y_train, x_test, y_test, epochs, batch_size, lr,
             for i in range(0, len(perm), batch_size):
                 idx = perm[i:i + batch_size]
                 xb = shift(x_train[idx], max_shift, rng)
-                loss, logits = parallel.train_step(xb, y_train[idx], task.groups)  # fills grads
+                loss, logits = parallel.train_step(xb, y_train[idx])  # fills the gradients
                 check_finite(model, loss, f"epoch {epoch}, step {step + 1}", lr)
-                opt.step(cosine_lr(step, total, lr))
+                step_lr = cosine_lr(step, total, lr)
+                opt.step(step_lr)
                 losses.append(loss)
                 correct += int((task.decode(logits) == c_train[idx]).sum())
                 step += 1
-            test_acc = float((predict(parallel, x_test, task) == c_test).mean())
+            val_logits = parallel.forward(x_val)
+            val_acc = float((task.decode(val_logits) == c_val).mean())
             elapsed = time.perf_counter() - t0
-            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
-                            "step_losses": losses, "train_accuracy": correct / len(x_train),
-                            "test_accuracy": test_acc, "seconds": elapsed})
+            history.append({
+                "epoch": epoch, "train_loss": float(np.mean(losses)), "step_losses": losses,
+                "train_accuracy": correct / len(x_train), "val_accuracy": val_acc,
+                "seconds": elapsed,
+                "grad_norm": diagnostics.gradient_norms(model),  # of the epoch's last step
+                "update_ratio": diagnostics.update_ratios(model, opt.v, step_lr),
+                "attention_entropy": diagnostics.block_entropies(model, x_val[:64]),
+                "val_logit_mean": diagnostics.logit_means(val_logits),
+            })
             log(f"epoch {epoch:2d}/{epochs}  loss {history[-1]['train_loss']:.4f}  "
-                f"train acc {correct / len(x_train):6.1%}  test acc {test_acc:6.1%}  "
+                f"train acc {correct / len(x_train):6.1%}  val acc {val_acc:6.1%}  "
                 f"{elapsed:5.1f}s elapsed, ~{elapsed / epoch * (epochs - epoch):4.1f}s left")
     return history
+
 
 
 # --- plots and manifest ------------------------------------------------------------------------
 
 
-def save_plots(history, out, title, n_classes):
+def save_plots(history, out, title, n_classes, test_accuracy, n_tokens):
     from matplotlib.ticker import MaxNLocator
 
     plt = pyplot()
@@ -208,14 +150,17 @@ def save_plots(history, out, title, n_classes):
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(epochs, [100 * h["train_accuracy"] for h in history], "o-",
             label="train (running, dropout on)")
-    ax.plot(epochs, [100 * h["test_accuracy"] for h in history], "s-", label="test")
+    ax.plot(epochs, [100 * h["val_accuracy"] for h in history], "s-", label="validation")
+    ax.plot(epochs[-1], 100 * test_accuracy, "*", ms=12, color="tab:red",
+            label="test, scored once at the end")
     ax.axhline(100 / n_classes, color="gray", ls=":", label="chance")
     ax.set(xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 101),
-           title=f"{title}: accuracy (final test {100 * history[-1]['test_accuracy']:.1f}%)")
+           title=f"{title}: accuracy (test {100 * test_accuracy:.1f}%)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     save_figure(fig, Path(out) / "accuracy.png")
+    diagnostics.save_plot(history, Path(out) / "diagnostics.png", title, n_tokens)
 
 
 def environment():
@@ -237,7 +182,7 @@ def environment():
     return {"python": platform.python_version(), "numpy": np.__version__,
             "pillow": PIL.__version__, "matplotlib": matplotlib.__version__,
             "blas": blas_info(), "cpu": models[0] if models else platform.processor(),
-            "cores": len(os.sched_getaffinity(0)),
+            "cores": cpu_count(),
             "git_commit": git("rev-parse", "HEAD"),
             "code_changed_since_commit": None if changed is None else bool(changed)}
 
@@ -253,9 +198,11 @@ def parse_args(argv):
     ap.add_argument("--head", choices=HEADS, default="flat",
                     help="flat: one softmax over the classes (default); factorised: one per "
                     "factor (verb, tense, person), predicting their combination")
-    ap.add_argument("--split", choices=list(SPLITS), default="stratified",
-                    help="stratified: 80/20 over icons (default); combos: 20%% of the "
-                    "combinations held out entirely (unseen verb forms)")
+    ap.add_argument("--split", choices=SPLITS, default="stratified",
+                    help="stratified: 70/10/20 train/validation/test over icons (default); "
+                    "combos: 20%% of the combinations held out for testing, 20 more for "
+                    "validation (unseen verb forms); both are read from the data folder's "
+                    "splits.json")
     ap.add_argument("--epochs", type=int, default=EPOCHS, help=f"(default: {EPOCHS})")
     ap.add_argument("--lr", type=float, default=LR, help=f"peak learning rate (default: {LR})")
     ap.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"(default: {BATCH_SIZE})")
@@ -281,50 +228,66 @@ def parse_args(argv):
     return args
 
 
+def rounded(value):
+    """Floats to 4 significant digits, inside lists and dicts too: a manifest people can read."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    return [rounded(v) for v in value] if isinstance(value, list) else value
+
+
 def run(args, log=print):
     dataset = load_dataset(args.data)
     task = Task(args.task, args.head)
     y = task.targets(dataset)
-    train_idx, test_idx = SPLITS[args.split](dataset.labels)
-    x_train, x_test = to_inputs(dataset.images[train_idx]), to_inputs(dataset.images[test_idx])
+    idx = dataset.split(args.split)  # {"train", "val", "test"} -> indices, from splits.json
+    x = {part: to_inputs(dataset.images[i]) for part, i in idx.items()}
     cfg = ViTConfig(n_classes=task.n_outputs)
     model = TinyViT(cfg, seed=args.seed)
     name = run_name(task, args.split)
+    sizes = {part: len(i) for part, i in idx.items()}
     log(f"run {name}: {len(task.class_names)} classes ({args.head} head, {task.n_outputs} "
-        f"outputs), {len(train_idx)} train / {len(test_idx)} test icons ({args.split} split), "
-        f"{model.n_params():,} parameters")
+        f"outputs), {sizes['train']} train / {sizes['val']} validation / {sizes['test']} test "
+        f"icons ({args.split} split), {model.n_params():,} parameters")
     t0 = time.perf_counter()
-    history = train(model, task, x_train, y[train_idx], x_test, y[test_idx],
+    history = train(model, task, x["train"], y[idx["train"]], x["val"], y[idx["val"]],
                     args.epochs, args.batch_size, args.lr, args.seed, args.shift, log)
     seconds = time.perf_counter() - t0
+    with DataParallel(model) as parallel:  # the test icons, scored once
+        test_pred = task.decode(parallel.forward(x["test"]))
+    test_acc = float((test_pred == task.classes(y[idx["test"]])).mean())
     final = history[-1]
     record = {
         "task": args.task, "head": args.head, "split": args.split,
         "n_classes": len(task.class_names), "config": asdict(cfg),
         "recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                    "schedule": "cosine, per step", "optimizer": "SGD", "momentum": MOMENTUM,
-                   "shift": args.shift, "seed": args.seed, "split_seed": 0},
+                   "shift": args.shift, "seed": args.seed},
         "dataset": {"folder": args.data, "fingerprint": dataset.fingerprint,
                     "n_icons": len(dataset.labels)},
-        "split_sizes": {"train": len(train_idx), "test": len(test_idx)},
+        "split_sizes": sizes,
         "parameters": model.n_params(),
-        "test_accuracy": final["test_accuracy"],
+        "test_accuracy": test_acc,
+        "val_accuracy": final["val_accuracy"],
         "train_accuracy": final["train_accuracy"],
         "train_loss": final["train_loss"],
         "training_seconds": round(seconds, 2),
-        "per_epoch": [{k: round(v, 4) for k, v in h.items() if k != "step_losses"}
+        "per_epoch": [rounded({k: v for k, v in h.items() if k != "step_losses"})
                       for h in history],
         "environment": environment(),
     }
     out = Path(args.out)
+    meta = {"task": args.task, "head": args.head, "split": args.split, "run": name,
+            "seed": args.seed, "dataset_fingerprint": dataset.fingerprint}
     with interrupts_deferred():  # checkpoint, plots and manifest are written as one
-        model.save(out / "checkpoint.npz", meta={"task": args.task, "head": args.head,
-                                                 "split": args.split, "run": name})
-        save_plots(history, out, f"TinyViT, {name}", len(task.class_names))
+        model.save(out / "checkpoint.npz", meta=meta)
+        save_plots(history, out, f"TinyViT, {name}", len(task.class_names), test_acc,
+                   cfg.n_patches + 1)
         update_manifest(out / "manifest.json", record, "runs", name)
-    log(f"test accuracy {final['test_accuracy']:.1%} after {args.epochs} epochs, "
-        f"{seconds:.1f}s of training; wrote {out / 'checkpoint.npz'}, loss.png, accuracy.png, "
-        f"manifest.json")
+    log(f"validation accuracy {final['val_accuracy']:.1%}, test accuracy {test_acc:.1%} after "
+        f"{args.epochs} epochs, {seconds:.1f}s of training; wrote {out / 'checkpoint.npz'}, "
+        f"loss.png, accuracy.png, diagnostics.png, manifest.json")
     return history
 
 

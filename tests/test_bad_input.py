@@ -26,17 +26,10 @@ from vit import TinyViT, ViTConfig, tiny_config
 LAB = Path(__file__).parents[1]
 
 
-@pytest.fixture(scope="module")
-def clean_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("clean")
-    gi.generate(out, n=300, seed=0)
-    return out
-
-
 @pytest.fixture
-def data(clean_data, tmp_path):
+def data(data_300, tmp_path):
     """A fresh copy of a good 300-icon dataset, to break."""
-    shutil.copytree(clean_data, tmp_path / "data")
+    shutil.copytree(data_300, tmp_path / "data")
     return tmp_path / "data"
 
 
@@ -182,6 +175,35 @@ def test_broken_icons(cli, data, previous, damage, needle):
     name = json.loads((data / "labels.json").read_text())[3]["filename"]
     damage(data / "icons" / name)
     refused(cli, data, previous, name, needle)
+
+
+# ---------------------------------------------------------------- the splits file
+
+
+def edit_splits(data, change):
+    splits = json.loads((data / "splits.json").read_text())
+    change(splits)
+    (data / "splits.json").write_text(json.dumps(splits))
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda s: s["stratified"]["test"].append("verb_nope_tense_x_person_y_0.png"),
+     "split stratified names 'verb_nope_tense_x_person_y_0.png', which labels.json does not"),
+    (lambda s: s["combos"]["val"].append(s["combos"]["test"][0]), "puts an icon in two parts"),
+    (lambda s: s.pop("combos"), "expected an object with the splits stratified, combos"),
+    (lambda s: s["stratified"].pop("val"), "must have non-empty lists of filenames"),
+    (lambda s: s["stratified"].update(test=[]), "must have non-empty lists of filenames"),
+])
+def test_bad_splits_file(cli, data, previous, change, needle):
+    edit_splits(data, change)
+    refused(cli, data, previous, "splits.json", needle, "generate_icons.py")
+
+
+def test_missing_or_unreadable_splits_file(cli, data, previous):
+    (data / "splits.json").write_text("[" * 100_000)
+    refused(cli, data, previous, "splits.json: not valid JSON")
+    (data / "splits.json").unlink()
+    refused(cli, data, previous, "splits.json: missing", "generate_icons.py")
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -371,5 +393,5 @@ def test_generate_interrupted_while_rendering_keeps_the_old_dataset(data, monkey
     with pytest.raises(KeyboardInterrupt):
         gi.generate(data, n=1000, seed=5)
     assert (snapshot(data / "icons"), (data / "labels.json").read_bytes()) == before
-    assert sorted(p.name for p in data.iterdir()) == ["icons", "icons_sample.png",
-                                                      "labels.json"]  # no staging left
+    assert sorted(p.name for p in data.iterdir()) == [
+        "icons", "icons_sample.png", "labels.json", "splits.json"]  # no staging left

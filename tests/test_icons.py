@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import generate_icons as gi
+from minimodel.data import fingerprint, load_dataset
 from minimodel.grammar.verbs import PERSONS, TENSES, VERBS
 
 LAB = Path(__file__).parents[1]
@@ -30,8 +31,10 @@ def test_same_seed_same_icons_other_seed_other_pixels():
 def test_default_seed_reproduces_the_committed_dataset(default_render):
     committed = json.loads((LAB / "manifest.json").read_text())["dataset"]
     assert committed["seed"] == 0 and committed["n_icons"] == 1000
-    assert gi.fingerprint(*default_render) == committed["fingerprint"]  # freshly rendered
-    assert gi.load_dataset(LAB / "data").fingerprint == committed["fingerprint"]  # as committed
+    images, labels = default_render
+    fresh = fingerprint(images, labels, gi.draw_splits(labels))  # freshly rendered
+    assert fresh == committed["fingerprint"]
+    assert load_dataset(LAB / "data").fingerprint == committed["fingerprint"]  # as committed
 
 
 def test_1000_icons_with_consistent_labels(default_render):
@@ -84,7 +87,7 @@ def test_jitter_off_gives_the_prototype():
 def test_generate_into_a_new_folder(tmp_path):
     fp = gi.generate(tmp_path / "new", n=300, seed=0)
     assert len(list((tmp_path / "new" / "icons").iterdir())) == 300
-    assert gi.load_dataset(tmp_path / "new").fingerprint == fp
+    assert load_dataset(tmp_path / "new").fingerprint == fp
 
 
 def test_generate_replaces_stale_icons(tmp_path):
@@ -93,6 +96,6 @@ def test_generate_replaces_stale_icons(tmp_path):
     fp = gi.generate(tmp_path, n=300, seed=0)
     names = sorted(p.name for p in (tmp_path / "icons").iterdir())
     assert len(names) == 300 and "verb_old_tense_x_person_y_9.png" not in names
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["icons", "icons_sample.png",
-                                                          "labels.json"]  # nothing staged left
-    assert gi.load_dataset(tmp_path).fingerprint == fp
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "icons", "icons_sample.png", "labels.json", "splits.json"]  # nothing staged left
+    assert load_dataset(tmp_path).fingerprint == fp

@@ -10,6 +10,8 @@ from gradcheck import TOL, numerical_grad, rel_error
 import eval as eval_script
 import generate_icons as gi
 import train
+from minimodel.data import Dataset
+from minimodel.grammar.tasks import Task
 from vit import TinyViT, cross_entropy, tiny_config
 
 rng = np.random.default_rng(0)
@@ -47,8 +49,8 @@ def test_factorised_loss_is_the_sum_of_the_factor_losses():
 @pytest.mark.parametrize("name", ["tense", "tense_person", "full"])
 def test_both_heads_decode_to_the_same_classes(name):
     """A head that is sure of the right answer predicts the icon's class, flat or factorised."""
-    dataset = gi.Dataset(np.zeros((len(LABELS), 32, 32, 3), np.uint8), LABELS, "")
-    flat, fact = train.Task(name, "flat"), train.Task(name, "factorised")
+    dataset = Dataset(np.zeros((len(LABELS), 32, 32, 3), np.uint8), LABELS, {}, "")
+    flat, fact = Task(name, "flat"), Task(name, "factorised")
     classes = flat.targets(dataset)
     assert np.array_equal(fact.classes(fact.targets(dataset)), classes)
     if name == "full":
@@ -62,27 +64,22 @@ def test_both_heads_decode_to_the_same_classes(name):
 
 
 def test_combo_split_holds_whole_combinations_out():
-    tr, te = gi.combo_split(LABELS)
+    parts = gi.combo_split(LABELS)
+    tr, va, te = parts["train"], parts["val"], parts["test"]
 
     def combos(idx):
         return {LABELS[i]["class_id"] for i in idx}
 
     assert not combos(tr) & combos(te)  # no test combination is ever seen in training
-    assert len(combos(te)) == 60 and len(combos(tr)) == 240 and len(tr) + len(te) == 1000
+    assert not combos(tr) & combos(va) and not combos(va) & combos(te)  # nor a validation one
+    assert len(combos(te)) == 60 and len(combos(va)) == 20 and len(combos(tr)) == 220
+    assert len(tr) + len(va) + len(te) == 1000
     held_out = {LABELS[i]["class_id"]: LABELS[i] for i in te}.values()  # one per combination
     for key, n, per_value in (("verb_id", 20, 3), ("tense_id", 5, 12), ("person_id", 3, 20)):
         assert {LABELS[i][key] for i in tr} == set(range(n))  # every value still trained on
         assert set(Counter(lab[key] for lab in held_out).values()) == {per_value}  # evenly
-    again = gi.combo_split(LABELS)
-    assert np.array_equal(again[1], te)
-    assert not np.array_equal(gi.combo_split(LABELS, seed=1)[1], te)
-
-
-@pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("small")
-    gi.generate(out, n=1000, seed=0)
-    return out
+    assert gi.combo_split(LABELS) == parts
+    assert gi.combo_split(LABELS, seed=1)["test"] != te
 
 
 @pytest.mark.parametrize("task, head, split, run", [
@@ -91,10 +88,10 @@ def small_data(tmp_path_factory):
     ("full", "factorised", "stratified", "full_factorised"),
     ("full", "factorised", "combos", "full_factorised_combos"),
 ])
-def test_smoke_runs_of_each_task_and_head(small_data, tmp_path, task, head, split, run):
-    train.main(["--data", str(small_data), "--out", str(tmp_path), "--epochs", "1",
+def test_smoke_runs_of_each_task_and_head(data_1000, tmp_path, task, head, split, run):
+    train.main(["--data", str(data_1000), "--out", str(tmp_path), "--epochs", "1",
                 "--task", task, "--head", head, "--split", split, "--shift", "1"])
-    acc, cm = eval_script.evaluate(tmp_path / "checkpoint.npz", small_data)
+    acc, cm = eval_script.evaluate(tmp_path / "checkpoint.npz", data_1000)
     entry = json.loads((tmp_path / "manifest.json").read_text())["runs"][run]
     assert (entry["task"], entry["head"], entry["split"]) == (task, head, split)
     assert entry["eval"]["test_accuracy"] == acc and cm.sum() == entry["split_sizes"]["test"]

@@ -10,40 +10,29 @@ import pytest
 import eval as evaluate_script
 import generate_icons as gi
 import train
+from minimodel.data import load_dataset
 from vit import TinyViT
-
-
-@pytest.fixture(scope="module")
-def fresh_data(tmp_path_factory):
-    """The default 1000 icons, generated anew (not the committed ones)."""
-    out = tmp_path_factory.mktemp("data")
-    gi.generate(out, n=1000, seed=0)
-    return out
-
-
-@pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("small")
-    gi.generate(out, n=300, seed=0)
-    return out
 
 
 def test_split_is_stratified_and_keeps_two_training_icons_per_combination():
     labels = [gi.label(*item) for item in gi.icon_list(1000)]
-    tr, te = gi.split(labels)
-    assert len(tr) == 800 and len(te) == 200 and not set(tr) & set(te)
+    parts = gi.stratified_split(labels)
+    tr, va, te = parts["train"], parts["val"], parts["test"]
+    assert (len(tr), len(va), len(te)) == (700, 100, 200)
+    assert not set(tr) & set(te) and not set(tr) & set(va) and not set(va) & set(te)
     tense = Counter(labels[i]["tense_id"] for i in te)
     assert tense == dict.fromkeys(range(5), 40)
+    assert Counter(labels[i]["tense_id"] for i in va) == dict.fromkeys(range(5), 20)
+    assert max(Counter(labels[i]["class_id"] for i in va).values()) == 1
     def tense_person(idx):
         return {(labels[i]["tense_id"], labels[i]["person_id"]) for i in idx}
 
-    assert len(tense_person(tr)) == len(tense_person(te)) == 15  # every class on both sides
+    assert len(tense_person(tr)) == len(tense_person(va)) == len(tense_person(te)) == 15
     train_per_combo = Counter(labels[i]["class_id"] for i in tr)
     test_per_combo = Counter(labels[i]["class_id"] for i in te)
     assert min(train_per_combo.values()) >= 2 and len(train_per_combo) == 300
     assert len(test_per_combo) == 200 and max(test_per_combo.values()) == 1
-    again = gi.split(labels)
-    assert np.array_equal(again[0], tr) and np.array_equal(again[1], te)  # deterministic
+    assert gi.stratified_split(labels) == parts  # deterministic
 
 
 def test_cosine_schedule():
@@ -52,35 +41,53 @@ def test_cosine_schedule():
     assert 0 < train.cosine_lr(99, 100, 1e-3) < 1e-6
 
 
-def test_same_seed_same_final_weights(small_data, tmp_path):
+def test_same_seed_same_final_weights(data_300, tmp_path):
     def run(out):
-        train.main(["--data", str(small_data), "--out", str(out), "--epochs", "1"])
+        train.main(["--data", str(data_300), "--out", str(out), "--epochs", "1"])
         model, _ = TinyViT.load(out / "checkpoint.npz")
         return {name: p for name, p, _ in model.named_parameters()}
 
     a, b = run(tmp_path / "a"), run(tmp_path / "b")
     assert all(np.array_equal(a[k], b[k]) for k in a)
-    train.main(["--data", str(small_data), "--out", str(tmp_path / "c"), "--epochs", "1",
+    train.main(["--data", str(data_300), "--out", str(tmp_path / "c"), "--epochs", "1",
                 "--seed", "1"])
     c, _ = TinyViT.load(tmp_path / "c" / "checkpoint.npz")
     assert not np.array_equal(c.params["pos"], a["pos"])
 
 
-def test_acceptance_tense_task_from_fresh_icons(fresh_data, tmp_path, capsys):
+@pytest.mark.slow
+def test_acceptance_tense_task_from_fresh_icons(data_1000, tmp_path, capsys):
     """The lab's acceptance run: the default recipe, >= 80% on the test icons."""
-    train.main(["--data", str(fresh_data), "--out", str(tmp_path)])
+    train.main(["--data", str(data_1000), "--out", str(tmp_path)])
     log = capsys.readouterr().out
     assert log.count("\nepoch ") + log.startswith("epoch ") == 20  # one line per epoch
     manifest = json.loads((tmp_path / "manifest.json").read_text())["runs"]["tense"]
     assert manifest["test_accuracy"] >= 0.80
-    assert manifest["split_sizes"] == {"train": 800, "test": 200}
-    assert manifest["dataset"]["fingerprint"] == gi.load_dataset(fresh_data).fingerprint
+    assert manifest["split_sizes"] == {"train": 700, "val": 100, "test": 200}
+    assert manifest["dataset"]["fingerprint"] == load_dataset(data_1000).fingerprint
     for key in ("python", "numpy", "pillow", "matplotlib", "blas", "cpu", "cores", "git_commit"):
         assert key in manifest["environment"]
-    acc, cm = evaluate_script.evaluate(tmp_path / "checkpoint.npz", fresh_data)
+    acc, cm = evaluate_script.evaluate(tmp_path / "checkpoint.npz", data_1000)
     assert acc == manifest["test_accuracy"] and cm.sum() == 200 and cm.shape == (5, 5)
     assert math.isclose(cm.trace() / 200, acc)
     for png in ("loss.png", "accuracy.png", "confusion_matrix.png", "cls_attention.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     evaluated = json.loads((tmp_path / "manifest.json").read_text())["runs"]["tense"]["eval"]
     assert evaluated["test_accuracy"] == acc and len(evaluated["per_class_accuracy"]) == 5
+
+
+def test_eval_scores_the_held_out_icons_and_refuses_another_dataset(data_300, tmp_path, capsys):
+    out = tmp_path / "run"
+    train.main(["--data", str(data_300), "--out", str(out), "--epochs", "1"])
+    entry = json.loads((out / "manifest.json").read_text())["runs"]["tense"]
+    acc, cm = evaluate_script.evaluate(out / "checkpoint.npz", data_300)
+    assert acc == entry["test_accuracy"] and cm.sum() == entry["split_sizes"]["test"]
+    other = tmp_path / "other"
+    gi.generate(other, n=300, seed=7)
+    with pytest.raises(ValueError, match="not the dataset .* was trained on .* add --all"):
+        evaluate_script.evaluate(out / "checkpoint.npz", other)
+    acc_all, cm_all = evaluate_script.evaluate(out / "checkpoint.npz", other, all_icons=True)
+    assert cm_all.sum() == 300
+    fresh = json.loads((out / "manifest.json").read_text())["runs"]["tense"]["eval_all"]
+    assert fresh["n_icons"] == 300 and fresh["accuracy"] == acc_all
+    assert fresh["fingerprint"] == load_dataset(other).fingerprint

@@ -12,3 +12,8 @@ TENSES = ("infinitive", "present_simple", "past_simple", "past_participle", "fut
 PERSONS = ("1sg", "2sg", "3sg")  # I, you, he/she/it
 
 assert len(VERBS) == 20 and len(set(VERBS)) == 20, "the grammar scope has 20 distinct verbs"
+
+
+def class_id(verb_id, tense_id, person_id):
+    """The 300-class label of a verb form: verb-major, then tense, then person."""
+    return (verb_id * len(TENSES) + tense_id) * len(PERSONS) + person_id

@@ -1,0 +1,141 @@
+"""Every run of the README's results table, over several training seeds, scored on its test icons
+and on 1000 icons drawn with a generator seed no run was trained on; then the table.
+
+    uv run python sweep.py                 # 6 runs × 5 seeds: about an hour on 2 cores
+    uv run python sweep.py --summary       # only rebuild the table and the plot from results/
+
+Each (run, seed) trains with train.py and is scored with eval.py, as programs, into
+results/<run>/seed-<seed>/ (manifest.json and plots). The summary reads those manifests, writes
+results/seeds.png and the table between the README's `results-table` markers.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from minimodel.files import LabError, atomic_write, pyplot, run_cli, save_figure
+
+LAB = Path(__file__).resolve().parent
+RESULTS = LAB / "results"
+FRESH_SEED = 1  # the icons' generator seed for the fresh test set; training icons use 0
+RUNS = {  # run: train.py arguments (the recipe)
+    "tense": [],
+    "tense_person": ["--task", "tense_person", "--epochs", "100", "--lr", "0.05", "--shift", "2"],
+    "full": ["--task", "full", "--epochs", "150", "--lr", "0.05", "--shift", "2"],
+    "full_factorised": ["--task", "full", "--head", "factorised", "--epochs", "100", "--lr",
+                        "0.05", "--shift", "2"],
+    "full_combos": ["--task", "full", "--split", "combos", "--epochs", "150", "--lr", "0.05",
+                    "--shift", "2"],
+    "full_factorised_combos": ["--task", "full", "--head", "factorised", "--split", "combos",
+                               "--epochs", "100", "--lr", "0.05", "--shift", "2"],
+}
+MARKERS = ("<!-- results-table: made by `python sweep.py --summary` -->",
+           "<!-- end of results-table -->")
+
+
+def script(*args):
+    """Run one of the lab's scripts as a program; stop the sweep if it fails."""
+    done = subprocess.run([sys.executable, *map(str, args)], cwd=LAB, check=False)
+    if done.returncode:
+        raise LabError(f"`{' '.join(map(str, args))}` failed (exit {done.returncode})")
+
+
+def sweep(seeds, runs, data):
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp) / "fresh"
+        script("generate_icons.py", "--out", fresh, "--seed", FRESH_SEED,
+               "--manifest", fresh / "manifest.json")
+        for seed in seeds:
+            for run in runs:
+                out = RESULTS / run / f"seed-{seed}"
+                script("train.py", "--data", data, "--out", out, "--seed", seed, *RUNS[run])
+                script("eval.py", "--data", data, "--checkpoint", out / "checkpoint.npz")
+                script("eval.py", "--data", fresh, "--all", "--checkpoint",
+                       out / "checkpoint.npz")
+                (out / "checkpoint.npz").unlink()  # 1 MB each; checkpoints are never committed
+
+
+def collect():
+    """{run: [manifest entry of each seed]}, from results/<run>/seed-*/manifest.json."""
+    found = {}
+    for run in RUNS:
+        for path in sorted((RESULTS / run).glob("seed-*/manifest.json")):
+            found.setdefault(run, []).append(json.loads(path.read_text())["runs"][run])
+    return found
+
+
+def spread(values):
+    """'mean (min–max)' in percent."""
+    v = [100 * x for x in values]
+    return f"{statistics.mean(v):.1f} ({min(v):.1f}–{max(v):.1f})"
+
+
+def table(found):
+    header = ("| run | seeds | train/val/test icons | validation % | test % | fresh icons % | "
+              "training s |")
+    rows = [header, "|---|---|---|---|---|---|---|"]
+    for run, entries in found.items():
+        sizes = entries[0]["split_sizes"]
+        fresh = [e["eval_all"]["accuracy"] for e in entries if "eval_all" in e]
+        rows.append(
+            f"| {run} | {len(entries)} | {sizes['train']}/{sizes['val']}/{sizes['test']} | "
+            f"{spread([e['val_accuracy'] for e in entries])} | "
+            f"{spread([e['test_accuracy'] for e in entries])} | "
+            f"{spread(fresh) if fresh else '—'} | "
+            f"{statistics.median(e['training_seconds'] for e in entries):.0f} |")
+    return "\n".join(rows)
+
+
+def plot(found, path):
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    for i, (run, entries) in enumerate(found.items()):
+        test = [100 * e["test_accuracy"] for e in entries]
+        fresh = [100 * e["eval_all"]["accuracy"] for e in entries if "eval_all" in e]
+        ax.plot([i - 0.1] * len(test), test, "o", color="tab:blue", alpha=0.7,
+                label="test icons (one dot per seed)" if i == 0 else None)
+        ax.plot([i + 0.1] * len(fresh), fresh, "s", color="tab:orange", alpha=0.7,
+                label="1000 fresh icons (another generator seed)" if i == 0 else None)
+    ax.set_xticks(range(len(found)), list(found), rotation=15)
+    ax.set(ylabel="accuracy (%)", title="Accuracy of each run over training seeds")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)
+
+
+def summarise():
+    found = collect()
+    if not found:
+        raise LabError(f"{RESULTS}: no results/<run>/seed-*/manifest.json; run the sweep first")
+    plot(found, RESULTS / "seeds.png")
+    readme = (LAB / "README.md").read_text()
+    start, end = readme.find(MARKERS[0]), readme.find(MARKERS[1])
+    if start < 0 or end < start:
+        raise LabError(f"{LAB / 'README.md'}: the results-table markers are missing")
+    new = readme[:start + len(MARKERS[0])] + "\n" + table(found) + "\n" + readme[end:]
+    atomic_write(LAB / "README.md", lambda f: f.write(new.encode()))
+    print(table(found))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Train and score every run over several seeds, "
+                                 "then write the README's results table.")
+    ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default: 5)")
+    ap.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS),
+                    help="which runs (default: all six)")
+    ap.add_argument("--data", default="data", help="folder made by generate_icons.py")
+    ap.add_argument("--summary", action="store_true", help="only rebuild the table and plot")
+    args = ap.parse_args(argv)
+    if not 1 <= args.seeds <= 100:
+        ap.error(f"--seeds must be between 1 and 100, got {args.seeds}")
+    if not args.summary:
+        sweep(range(args.seeds), args.runs, args.data)
+    summarise()
+
+
+if __name__ == "__main__":
+    run_cli(main)
