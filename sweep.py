@@ -1,6 +1,7 @@
 """Every run of the README's results table, over several training seeds, scored on its test icons
 and on 1000 icons drawn with a generator seed no run was trained on; then the table.
 
+    uv run python sweep.py --select        # the candidate recipes, seed 0, validation only
     uv run python sweep.py                 # 6 runs × 5 seeds: about an hour on 2 cores
     uv run python sweep.py --summary       # only rebuild the table and the plot from results/
 
@@ -33,6 +34,30 @@ RUNS = {  # run: train.py arguments (the recipe)
     "full_factorised_combos": ["--task", "full", "--head", "factorised", "--split", "combos",
                                "--epochs", "100", "--lr", "0.05", "--shift", "2"],
 }
+# the recipes tried for each run, chosen by validation accuracy (seed 0); RUNS holds the choice
+CANDIDATES = {
+    "tense_person": {"lr 0.05, 100 epochs, shift 2": RUNS["tense_person"],
+                     "lr 0.05, 100 epochs, no shift": ["--task", "tense_person", "--epochs",
+                                                       "100", "--lr", "0.05"],
+                     "lr 0.02, 100 epochs, shift 2": ["--task", "tense_person", "--epochs",
+                                                      "100", "--lr", "0.02", "--shift", "2"]},
+    "full": {"lr 0.05, 150 epochs, shift 2": RUNS["full"],
+             "lr 0.05, 100 epochs, shift 2": ["--task", "full", "--epochs", "100", "--lr",
+                                              "0.05", "--shift", "2"]},
+    "full_factorised": {"lr 0.05, 100 epochs, shift 2": RUNS["full_factorised"],
+                        "lr 0.05, 50 epochs, shift 2": ["--task", "full", "--head", "factorised",
+                                                        "--epochs", "50", "--lr", "0.05",
+                                                        "--shift", "2"]},
+    "full_combos": {"lr 0.05, 150 epochs, shift 2": RUNS["full_combos"],
+                    "lr 0.05, 100 epochs, shift 2": ["--task", "full", "--split", "combos",
+                                                     "--epochs", "100", "--lr", "0.05",
+                                                     "--shift", "2"]},
+    "full_factorised_combos": {
+        "lr 0.05, 100 epochs, shift 2": RUNS["full_factorised_combos"],
+        "lr 0.05, 50 epochs, shift 2": ["--task", "full", "--head", "factorised", "--split",
+                                        "combos", "--epochs", "50", "--lr", "0.05", "--shift",
+                                        "2"]},
+}
 MARKERS = ("<!-- results-table: made by `python sweep.py --summary` -->",
            "<!-- end of results-table -->")
 
@@ -57,6 +82,27 @@ def sweep(seeds, runs, data):
                 script("eval.py", "--data", fresh, "--all", "--checkpoint",
                        out / "checkpoint.npz")
                 (out / "checkpoint.npz").unlink()  # 1 MB each; checkpoints are never committed
+
+
+def select(data):
+    """Train each candidate recipe with seed 0 and keep its manifest entry in
+    results/selection.json: validation accuracy is what chooses; the test icons are not read."""
+    path, chosen = RESULTS / "selection.json", {}
+    tried = json.loads(path.read_text()) if path.exists() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for run, candidates in CANDIDATES.items():
+            for label, args in candidates.items():
+                out = Path(tmp) / run / label.replace(" ", "_").replace(",", "")
+                script("train.py", "--data", data, "--out", out, "--seed", 0, *args)
+                entry = json.loads((out / "manifest.json").read_text())["runs"][run]
+                tried.setdefault(run, {})[label] = {
+                    "args": args, "val_accuracy": entry["val_accuracy"],
+                    "training_seconds": entry["training_seconds"]}
+                atomic_write(path, lambda f: f.write(json.dumps(tried, indent=2).encode()))
+            chosen[run] = max(tried[run], key=lambda k: tried[run][k]["val_accuracy"])
+    for run, label in chosen.items():
+        print(f"{run}: {label} (validation "
+              f"{100 * tried[run][label]['val_accuracy']:.1f}%)")
 
 
 def collect():
@@ -129,9 +175,13 @@ def main(argv=None):
                     help="which runs (default: all six)")
     ap.add_argument("--data", default="data", help="folder made by generate_icons.py")
     ap.add_argument("--summary", action="store_true", help="only rebuild the table and plot")
+    ap.add_argument("--select", action="store_true", help="train the candidate recipes (seed "
+                    "0) and write their validation accuracy to results/selection.json")
     args = ap.parse_args(argv)
     if not 1 <= args.seeds <= 100:
         ap.error(f"--seeds must be between 1 and 100, got {args.seeds}")
+    if args.select:
+        return select(args.data)
     if not args.summary:
         sweep(range(args.seeds), args.runs, args.data)
     summarise()
