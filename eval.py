@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from minimodel.data import SPLITS, load_dataset
+from minimodel.data import SIZE, SPLITS, load_dataset
 from minimodel.files import (
     LabError,
+    Outputs,
     check_writable,
-    interrupts_deferred,
+    figure_writer,
+    printable,
     pyplot,
     run_cli,
-    save_figure,
-    update_manifest,
 )
 from minimodel.grammar.tasks import FACTORS, HEADS, TASKS, Task
 from minimodel.grammar.verbs import TENSES
@@ -57,7 +57,7 @@ def factor_views(task, y_true, y_pred):
             for f, t, p in zip(TASKS[task.name], true, pred)]
 
 
-def save_confusion_plot(views, path, title):
+def confusion_figure(views, title):
     plt = pyplot()
     widths = [max(4.5, 0.42 * len(names) + 2.2) for _, _, names in views]
     fig, axes = plt.subplots(1, len(views), figsize=(sum(widths), max(widths) * 0.9),
@@ -77,7 +77,7 @@ def save_confusion_plot(views, path, title):
         ax.set(xlabel="predicted", ylabel="true",
                title=f"{name}: {cm.trace() / cm.sum():.1%} of {cm.sum()}")
     fig.suptitle(title)
-    save_figure(fig, path)
+    return fig
 
 
 def cls_attention(model, image):
@@ -94,7 +94,7 @@ def cls_attention(model, image):
     return last[1:].reshape(n, n), rollout[0, 1:].reshape(n, n)
 
 
-def save_attention_plot(model, images, labels, path):
+def attention_figure(model, images, labels):
     """One test icon per tense: the icon, then the two attention maps over it."""
     plt = pyplot()
     def pick(t):  # a different verb and person on each row, where the test set has them
@@ -120,7 +120,7 @@ def save_attention_plot(model, images, labels, path):
         ax.axis("off")
     fig.suptitle("Where [CLS] looks: bright patches get more attention\n"
                  "(each map scaled to its own maximum)", fontsize=10)
-    save_figure(fig, path)
+    return fig
 
 
 def load_checkpoint(checkpoint, task=None):
@@ -134,6 +134,10 @@ def load_checkpoint(checkpoint, task=None):
         raise LabError(f"{checkpoint}: trained for task {meta['task']}, not {task}; train one "
                        f"with `train.py --task {task}` or drop --task")
     task = Task(meta["task"], head)
+    if (model.cfg.image_size, model.cfg.channels) != (SIZE, 3):
+        raise LabError(f"{printable(checkpoint)}: made for {model.cfg.image_size}×"
+                       f"{model.cfg.image_size}×{model.cfg.channels} images, not the lab's "
+                       f"{SIZE}×{SIZE} RGB icons; retrain it with train.py")
     if model.cfg.n_classes != task.n_outputs:
         raise LabError(f"{checkpoint}: head has {model.cfg.n_classes} outputs, task "
                        f"{task.name} with a {head} head has {task.n_outputs}; retrain it")
@@ -182,7 +186,8 @@ def evaluate(checkpoint, data, task=None, all_icons=False, log=print):
     if all_icons:
         record = {"folder": str(data), "fingerprint": dataset.fingerprint, "n_icons": len(idx),
                   "accuracy": acc, "factor_accuracy": factor_acc}
-        update_manifest(out / "manifest.json", record, "runs", name, "eval_all")
+        with Outputs(out) as outputs:
+            outputs.manifest(out / "manifest.json", record, "runs", name, "eval_all")
         log(f"recorded in {out / 'manifest.json'} (runs.{name}.eval_all)")
         return acc, cm
     record = {
@@ -193,11 +198,13 @@ def evaluate(checkpoint, data, task=None, all_icons=False, log=print):
         "factor_accuracy": factor_acc,
     }
     test_labels = [dataset.labels[i] for i in idx]
-    with interrupts_deferred():  # the plots and their manifest entry are written as one
-        save_confusion_plot(views, out / "confusion_matrix.png",
-                            f"TinyViT, {name}: test accuracy {acc:.1%}")
-        save_attention_plot(model, dataset.images[idx], test_labels, out / "cls_attention.png")
-        update_manifest(out / "manifest.json", record, "runs", name, "eval")
+    plots = {"confusion_matrix.png": confusion_figure(views, f"TinyViT, {name}: test accuracy "
+                                                             f"{acc:.1%}"),
+             "cls_attention.png": attention_figure(model, dataset.images[idx], test_labels)}
+    with Outputs(out) as outputs:  # the plots and their manifest entry change together
+        outputs.manifest(out / "manifest.json", record, "runs", name, "eval")
+        for filename, fig in plots.items():
+            outputs.file(out / filename, figure_writer(fig))
     log(f"wrote {out / 'confusion_matrix.png'} and cls_attention.png")
     return acc, cm
 

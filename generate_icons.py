@@ -9,9 +9,8 @@ train.py and eval.py read the same icons off the disk; src/minimodel/data.py rea
 """
 
 import argparse
+import json
 import math
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +18,18 @@ from PIL import Image
 
 from minimodel.data import PARTS, SIZE, fingerprint
 from minimodel.files import (
+    MANIFEST_BYTES,
     LabError,
+    Outputs,
     check_writable,
-    interrupts_deferred,
+    figure_writer,
     pyplot,
+    read_json,
     run_cli,
-    save_figure,
-    update_manifest,
-    write_json,
 )
 from minimodel.grammar.verbs import PERSONS, TENSES, VERBS, class_id
 
+MAX_ICONS = 100_000  # 300 MB of pixels in memory while rendering
 SS = 4  # supersampling: each pixel averages SS × SS samples
 RADIUS = 11.0  # half the width of a shape, in pixels
 BACKGROUND = (30, 30, 36)
@@ -202,39 +202,34 @@ def generate(out, n=1000, seed=0, manifest=None):
     """Render the dataset into out/: icons/, labels.json, splits.json, icons_sample.png, and
     record its fingerprint in `manifest` (a path) if given. Returns the fingerprint.
 
-    The icons are written to a staging folder first, then swapped in with the labels, so
-    out/icons/ holds exactly the new dataset (no stale icons). An interrupt or a crash while
-    rendering leaves the old dataset intact; one during the swap waits for it to finish.
+    Everything is staged first (the icons in a folder beside icons/), and then put in place at
+    one commit point, so out/icons/ holds exactly the new dataset (no stale icons), and an
+    error, an interrupt or a crash leaves the old dataset, labels and manifest entry as they
+    were (or, after a crash during the commit itself, finishes it the next time).
     """
     out = Path(out)
     images, labels = render_dataset(n, seed)
     splits = draw_splits(labels)
     fp = fingerprint(images, labels, splits)
     out.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".icons-new-", dir=out))
-    old = stage.with_name(stage.name.replace("-new-", "-old-"))
-    try:
+    sample = figure_writer(sample_grid(images, labels, seed), dpi=80)
+    with Outputs(out) as outputs:
+        if manifest is not None:  # first: a manifest we cannot add to stops the run here
+            outputs.manifest(manifest, {"n_icons": n, "seed": seed, "fingerprint": fp},
+                             "dataset")
+        stage = outputs.stage(out / "icons")
+        stage.mkdir()
         for img, lab in zip(images, labels):
             Image.fromarray(img).save(stage / lab["filename"])
-        with interrupts_deferred():  # icons, labels and manifest change together
-            replacing = (out / "icons").exists()
-            if replacing:
-                (out / "icons").rename(old)
-            stage.rename(out / "icons")
-            if replacing:
-                shutil.rmtree(old)  # only once the new icons are in place
-            write_json(out / "labels.json", labels)
-            write_json(out / "splits.json", splits)
-            save_sample_grid(images, labels, out / "icons_sample.png", seed)
-            if manifest is not None:
-                update_manifest(manifest, {"n_icons": n, "seed": seed, "fingerprint": fp},
-                                "dataset")
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        outputs.folder_swap(stage, out / "icons")
+        for name, content in (("labels.json", labels), ("splits.json", splits)):
+            text = (json.dumps(content, indent=2) + "\n").encode()
+            outputs.file(out / name, lambda f, text=text: f.write(text))
+        outputs.file(out / "icons_sample.png", sample)
     return fp
 
 
-def save_sample_grid(images, labels, path, seed, n=20):
+def sample_grid(images, labels, seed, n=20):
     plt = pyplot()
     pick = np.random.default_rng(seed).choice(len(labels), n, replace=False)
     fig, axes = plt.subplots(4, 5, figsize=(10, 9.2))
@@ -245,7 +240,7 @@ def save_sample_grid(images, labels, path, seed, n=20):
                      f"{TENSES[lab['tense_id']]} · {PERSONS[lab['person_id']]}", fontsize=8.5)
         ax.axis("off")
     fig.suptitle("20 random grammar icons: colour = tense, shape = person, pattern = verb")
-    save_figure(fig, path, dpi=80)
+    return fig
 
 
 def one_per_combination(labels, pool, n, rng):
@@ -329,13 +324,19 @@ def main(argv=None):
     ap.add_argument("--manifest", default="manifest.json",
                     help="where to record the dataset fingerprint (default: manifest.json)")
     args = ap.parse_args(argv)
-    if args.n < 300:
-        ap.error(f"--n must be at least 300 (one icon per combination), got {args.n}")
+    if not 300 <= args.n <= MAX_ICONS:
+        ap.error(f"--n must be between 300 (one icon per combination) and {MAX_ICONS:,}, got "
+                 f"{args.n}")
+    if not 0 <= args.seed < 2**32:
+        ap.error(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
     for folder in (args.out, Path(args.manifest).parent):
         try:
             check_writable(folder)
         except LabError as e:
             ap.error(str(e))
+    manifest = Path(args.manifest)
+    if manifest.exists() or manifest.is_symlink():  # check it now, before the rendering
+        read_json(manifest, MANIFEST_BYTES, "fix or delete it")
     fp = generate(args.out, args.n, args.seed, manifest=args.manifest)
     print(f"wrote {args.n} icons to {Path(args.out) / 'icons'}, labels.json, splits.json and "
           f"icons_sample.png")

@@ -87,13 +87,14 @@ def sweep(seeds, runs, data):
 def select(data):
     """Train each candidate recipe with seed 0 and keep its manifest entry in
     results/selection.json: validation accuracy is what chooses; the test icons are not read."""
+    RESULTS.mkdir(exist_ok=True)
     path, chosen = RESULTS / "selection.json", {}
     tried = json.loads(path.read_text()) if path.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         for run, candidates in CANDIDATES.items():
             for label, args in candidates.items():
                 out = Path(tmp) / run / label.replace(" ", "_").replace(",", "")
-                script("train.py", "--data", data, "--out", out, "--seed", 0, *args)
+                script("train.py", "--data", data, "--out", out, "--seed", 0, "--no-test", *args)
                 entry = json.loads((out / "manifest.json").read_text())["runs"][run]
                 tried.setdefault(run, {})[label] = {
                     "args": args, "val_accuracy": entry["val_accuracy"],

@@ -24,15 +24,17 @@ import numpy as np
 from minimodel import diagnostics
 from minimodel.data import SPLITS, load_dataset
 from minimodel.files import (
+    MANIFEST_BYTES,
     LabError,
+    Outputs,
     check_writable,
-    interrupts_deferred,
+    figure_writer,
+    printable,
     pyplot,
+    read_json,
     run_cli,
-    save_figure,
-    update_manifest,
 )
-from minimodel.grammar.tasks import HEADS, TASKS, Task, run_name
+from minimodel.grammar.tasks import FACTORS, HEADS, TASKS, Task, run_name
 from minimodel.parallel import DataParallel, blas_info, cpu_count
 from vit import SGD, TinyViT, ViTConfig, cross_entropy, to_inputs
 
@@ -127,7 +129,8 @@ def train(model, task, x_train, y_train, x_val, y_val, epochs, batch_size, lr, s
 # --- plots and manifest ------------------------------------------------------------------------
 
 
-def save_plots(history, out, title, n_classes, test_accuracy, n_tokens):
+def figures(history, title, n_classes, test_accuracy, n_tokens):
+    """{filename: figure} of a run: loss.png, accuracy.png and diagnostics.png."""
     from matplotlib.ticker import MaxNLocator
 
     plt = pyplot()
@@ -145,22 +148,24 @@ def save_plots(history, out, title, n_classes, test_accuracy, n_tokens):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     ax.grid(alpha=0.3)
-    save_figure(fig, Path(out) / "loss.png")
+    loss_fig = fig
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(epochs, [100 * h["train_accuracy"] for h in history], "o-",
             label="train (running, dropout on)")
     ax.plot(epochs, [100 * h["val_accuracy"] for h in history], "s-", label="validation")
-    ax.plot(epochs[-1], 100 * test_accuracy, "*", ms=12, color="tab:red",
-            label="test, scored once at the end")
+    if test_accuracy is not None:
+        ax.plot(epochs[-1], 100 * test_accuracy, "*", ms=12, color="tab:red",
+                label="test, scored once at the end")
     ax.axhline(100 / n_classes, color="gray", ls=":", label="chance")
+    tested = "not scored" if test_accuracy is None else f"{100 * test_accuracy:.1f}%"
     ax.set(xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 101),
-           title=f"{title}: accuracy (test {100 * test_accuracy:.1f}%)")
+           title=f"{title}: accuracy (test {tested})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
-    save_figure(fig, Path(out) / "accuracy.png")
-    diagnostics.save_plot(history, Path(out) / "diagnostics.png", title, n_tokens)
+    return {"loss.png": loss_fig, "accuracy.png": fig,
+            "diagnostics.png": diagnostics.figure(history, title, n_tokens)}
 
 
 def environment():
@@ -211,21 +216,43 @@ def parse_args(argv):
                     "(default: 0, none)")
     ap.add_argument("--seed", type=int, default=SEED, help="init, dropout and shuffling seed")
     ap.add_argument("--data", default="data", help="folder made by generate_icons.py")
+    ap.add_argument("--no-test", action="store_true", help="train and validate only, without "
+                    "scoring the test icons: for choosing a recipe (sweep.py --select)")
     ap.add_argument("--out", default=str(LAB), help="where the checkpoint, plots and "
                     "manifest.json go (default: the lab's top level)")
     args = ap.parse_args(argv)
     for name in ("epochs", "batch_size", "lr"):
         if not getattr(args, name) > 0:  # (also refuses nan)
             ap.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if not math.isfinite(args.lr):
-        ap.error(f"--lr must be finite, got {args.lr}")
+    if not math.isfinite(args.lr) or args.lr > 100:
+        ap.error(f"--lr must be at most 100, got {args.lr}")
+    for name, top in (("epochs", 10_000), ("batch_size", 4096)):
+        if getattr(args, name) > top:
+            ap.error(f"--{name.replace('_', '-')} must be at most {top}, got "
+                     f"{getattr(args, name)}")
+    if not 0 <= args.seed < 2**32:
+        ap.error(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
     if not 0 <= args.shift <= 8:
         ap.error(f"--shift must be between 0 and 8 pixels, got {args.shift}")
     try:
         check_writable(args.out)  # now, not after the training
     except LabError as e:
         ap.error(f"--out {e}")
+    manifest = Path(args.out) / "manifest.json"
+    if manifest.exists() or manifest.is_symlink():  # a manifest we could not add to: say so now
+        read_json(manifest, MANIFEST_BYTES, "fix or delete it")
     return args
+
+
+def check_coverage(dataset, task, train_idx, data):
+    """Refuse training icons that never show some value of a factor the task predicts."""
+    for factor in TASKS[task.name]:
+        seen = set(dataset.ids(f"{factor}_id")[train_idx])
+        missing = [v for i, v in enumerate(FACTORS[factor]) if i not in seen]
+        if missing:
+            raise LabError(f"{printable(data)}: no training icon has {factor} "
+                           f"{', '.join(missing[:5])}; the task cannot learn it. Regenerate the "
+                           f"dataset with `uv run python generate_icons.py`")
 
 
 def rounded(value):
@@ -242,6 +269,7 @@ def run(args, log=print):
     task = Task(args.task, args.head)
     y = task.targets(dataset)
     idx = dataset.split(args.split)  # {"train", "val", "test"} -> indices, from splits.json
+    check_coverage(dataset, task, idx["train"], args.data)
     x = {part: to_inputs(dataset.images[i]) for part, i in idx.items()}
     cfg = ViTConfig(n_classes=task.n_outputs)
     model = TinyViT(cfg, seed=args.seed)
@@ -254,9 +282,11 @@ def run(args, log=print):
     history = train(model, task, x["train"], y[idx["train"]], x["val"], y[idx["val"]],
                     args.epochs, args.batch_size, args.lr, args.seed, args.shift, log)
     seconds = time.perf_counter() - t0
-    with DataParallel(model) as parallel:  # the test icons, scored once
-        test_pred = task.decode(parallel.forward(x["test"]))
-    test_acc = float((test_pred == task.classes(y[idx["test"]])).mean())
+    test_acc = None
+    if not args.no_test:
+        with DataParallel(model) as parallel:  # the test icons, scored once
+            test_pred = task.decode(parallel.forward(x["test"]))
+        test_acc = float((test_pred == task.classes(y[idx["test"]])).mean())
     final = history[-1]
     record = {
         "task": args.task, "head": args.head, "split": args.split,
@@ -280,14 +310,17 @@ def run(args, log=print):
     out = Path(args.out)
     meta = {"task": args.task, "head": args.head, "split": args.split, "run": name,
             "seed": args.seed, "dataset_fingerprint": dataset.fingerprint}
-    with interrupts_deferred():  # checkpoint, plots and manifest are written as one
-        model.save(out / "checkpoint.npz", meta=meta)
-        save_plots(history, out, f"TinyViT, {name}", len(task.class_names), test_acc,
-                   cfg.n_patches + 1)
-        update_manifest(out / "manifest.json", record, "runs", name)
-    log(f"validation accuracy {final['val_accuracy']:.1%}, test accuracy {test_acc:.1%} after "
-        f"{args.epochs} epochs, {seconds:.1f}s of training; wrote {out / 'checkpoint.npz'}, "
-        f"loss.png, accuracy.png, diagnostics.png, manifest.json")
+    plots = figures(history, f"TinyViT, {name}", len(task.class_names), test_acc,
+                    cfg.n_patches + 1)
+    with Outputs(out) as outputs:  # checkpoint, plots and manifest change together, or not
+        outputs.manifest(out / "manifest.json", record, "runs", name)
+        outputs.file(out / "checkpoint.npz", lambda f: model.write(f, meta))
+        for filename, fig in plots.items():
+            outputs.file(out / filename, figure_writer(fig))
+    tested = "not scored" if test_acc is None else f"{test_acc:.1%}"
+    log(f"validation accuracy {final['val_accuracy']:.1%}, test accuracy {tested} after "
+        f"{args.epochs} epochs, {seconds:.1f}s of training; wrote {printable(out)}"
+        f"/checkpoint.npz, loss.png, accuracy.png, diagnostics.png, manifest.json")
     return history
 
 

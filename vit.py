@@ -19,11 +19,12 @@ import math
 import os
 import time
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from minimodel.files import LabError, atomic_write, run_cli
+from minimodel.files import LabError, atomic_write, check_regular, printable, run_cli
 from minimodel.parallel import DataParallel, blas_info, blas_threads, cpu_count
 from minimodel.transformer.block import PRIMITIVES, TransformerBlock
 
@@ -218,66 +219,99 @@ class TinyViT:
 
     # ------------------------------------------------------------------------ checkpoints
 
-    def save(self, path, meta=None):
-        """Write every parameter, the config and `meta` (a JSON-able dict) to an .npz file.
-
-        Written to a temporary file beside `path`, then moved into place: a crash never leaves
-        a half-written checkpoint, and the previous one stays until the new one is complete.
-        """
+    def write(self, f, meta=None):
+        """Write every parameter, the config and `meta` (a JSON-able dict) to the file object f,
+        as an .npz archive (no Python objects: loading it can never run code)."""
         arrays = {name: p for name, p, _ in self.named_parameters()}
         arrays["config"] = np.array(json.dumps(asdict(self.cfg)))
         arrays["meta"] = np.array(json.dumps(meta or {}))
-        atomic_write(path, lambda f: np.savez(f, **arrays))
+        np.savez(f, **arrays)
+
+    def save(self, path, meta=None):
+        """`write` to a temporary file beside `path`, then move it into place: a crash never
+        leaves a half-written checkpoint."""
+        atomic_write(path, lambda f: self.write(f, meta))
 
     @classmethod
     def load(cls, path, expect: ViTConfig | None = None):
         """Read a checkpoint written by `save` -> (model, meta). Never unpickles anything.
 
-        Raises LabError naming the file and what is wrong: unreadable, not a checkpoint, a
-        config other than `expect`, or tensors whose names or shapes do not fit the config.
+        Raises LabError naming the file and what is wrong: unreadable or not a regular file,
+        not a checkpoint, a config too large to build or other than `expect`, or tensors whose
+        names, shapes or values (NaN, inf) do not fit. Sizes are checked before anything large
+        is read, decompressed or built.
         """
+        shown = printable(path)
+        retrain = "retrain with train.py"
         try:
+            check_regular(path, MAX_CHECKPOINT_BYTES)
             with open(path, "rb") as f:
-                is_zip = f.read(4) == b"PK\x03\x04"  # an .npz is a zip archive
-        except FileNotFoundError:
-            raise LabError(f"{path}: no such checkpoint; run train.py first") from None
-        except OSError as e:
-            raise LabError(f"{path}: cannot read it ({e.strerror})") from None
-        if not is_zip:
-            raise LabError(f"{path}: not a checkpoint (.npz) file; point to one train.py wrote")
-        try:
+                if f.read(4) != b"PK\x03\x04":  # an .npz is a zip archive
+                    raise LabError(f"{shown}: not a checkpoint (.npz) file; point to one "
+                                   f"train.py wrote")
+            with zipfile.ZipFile(path) as z:
+                sizes = {i.filename.removesuffix(".npy"): i.file_size for i in z.infolist()}
+            if sizes.get("config", 0) + sizes.get("meta", 0) > 2**20:
+                raise LabError(f"{shown}: its config and meta take over 1 MB; {retrain}")
             with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
+                stored, meta = (json.loads(str(f[k])) for k in ("config", "meta"))
+                if not isinstance(stored, dict) or not isinstance(meta, dict):
+                    raise LabError(f"{shown}: config and meta must be JSON objects; {retrain}")
+                cfg = ViTConfig(**{f.name: stored[f.name] for f in fields(ViTConfig)})
+                if n_parameters(cfg) > MAX_PARAMETERS:
+                    raise LabError(f"{shown}: its config asks for {n_parameters(cfg):,} "
+                                   f"parameters (at most {MAX_PARAMETERS:,}); {retrain}")
+                if expect is not None and cfg != expect:
+                    diff = ", ".join(f"{k}={v} (expected {getattr(expect, k)})"
+                                     for k, v in asdict(cfg).items() if getattr(expect, k) != v)
+                    raise LabError(f"{shown}: checkpoint is for another config: {diff}")
+                model = cls(cfg)
+                want = {name: p for name, p, _ in model.named_parameters()}
+                if set(sizes) != set(want) | {"config", "meta"}:
+                    odd = sorted(set(sizes) ^ (set(want) | {"config", "meta"}))
+                    raise LabError(f"{shown}: tensors do not fit the config: "
+                                   f"{', '.join(map(printable, odd[:5]))}")
+                for name, p in want.items():
+                    if sizes[name] > 8 * p.size + 1024:  # float64 and the .npy header at most
+                        raise LabError(f"{shown}: tensor {name} takes {sizes[name]:,} bytes, "
+                                       f"expected {p.shape}; {retrain}")
+                    a = f[name]
+                    if a.shape != p.shape or a.dtype.kind != "f":
+                        raise LabError(f"{shown}: tensor {name} is {a.dtype}{a.shape}, "
+                                       f"expected float{p.shape}")
+                    if not np.isfinite(a).all():
+                        raise LabError(f"{shown}: tensor {name} holds NaN or infinite values "
+                                       f"(a diverged run?); {retrain}")
+                    p[...] = a
+        except FileNotFoundError:
+            raise LabError(f"{shown}: no such checkpoint; run train.py first") from None
         except ValueError as e:
-            if "allow_pickle" not in str(e):
-                raise LabError(f"{path}: corrupt checkpoint ({e}); retrain with train.py") from None
-            raise LabError(f"{path}: holds Python objects, which are never loaded (they could "
-                           f"run code); use a checkpoint train.py wrote") from None
-        except (OSError, EOFError, zipfile.BadZipFile) as e:
-            raise LabError(f"{path}: truncated or corrupt checkpoint ({e}); retrain with "
-                           f"train.py") from None
-        try:
-            stored = json.loads(str(arrays.pop("config")))
-            meta = json.loads(str(arrays.pop("meta")))
-            cfg = ViTConfig(**{f.name: stored[f.name] for f in fields(ViTConfig)})
-        except (KeyError, TypeError, ValueError) as e:
-            raise LabError(f"{path}: not a TinyViT checkpoint (bad config: {e})") from None
-        if expect is not None and cfg != expect:
-            diff = ", ".join(f"{k}={v} (expected {getattr(expect, k)})"
-                             for k, v in asdict(cfg).items() if getattr(expect, k) != v)
-            raise LabError(f"{path}: checkpoint is for another config: {diff}")
-        model = cls(cfg)
-        want = {name: p for name, p, _ in model.named_parameters()}
-        if set(arrays) != set(want):
-            odd = sorted(set(arrays) ^ set(want))
-            raise LabError(f"{path}: tensors do not fit the config: {', '.join(odd[:5])}")
-        for name, p in want.items():
-            a = arrays[name]
-            if a.shape != p.shape or a.dtype.kind != "f":
-                raise LabError(f"{path}: tensor {name} is {a.dtype}{a.shape}, "
-                               f"expected float{p.shape}")
-            p[...] = a
+            if isinstance(e, LabError):
+                raise
+            if "allow_pickle" in str(e):
+                raise LabError(f"{shown}: holds Python objects, which are never loaded (they "
+                               f"could run code); use a checkpoint train.py wrote") from None
+            raise LabError(f"{shown}: not a TinyViT checkpoint (bad config: {printable(e)}); "
+                           f"{retrain}") \
+                from None
+        except (KeyError, TypeError, RecursionError) as e:
+            raise LabError(f"{shown}: not a TinyViT checkpoint (bad config: "
+                           f"{printable(e)}); {retrain}") from None
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise LabError(f"{shown}: truncated or corrupt checkpoint ({printable(e)}); "
+                           f"{retrain}") from None
         return model, meta
+
+
+def n_parameters(cfg):
+    """The parameter count of a config, without building it (TinyViT.n_params() of a model)."""
+    d, F, K, N = cfg.d_model, cfg.d_ff, cfg.n_classes, cfg.n_patches
+    block = 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * F + F) + (F * d + d)
+    return cfg.patch_dim * d + d + d + (N + 1) * d + cfg.n_blocks * block + 2 * d + d * K + K
+
+
+MAX_PARAMETERS = 20_000_000  # 80 MB in float32: far above any lab config, far below a laptop
+MAX_CHECKPOINT_BYTES = 8 * MAX_PARAMETERS + 2**20
 
 
 # ---------------------------------------------------------------------------- training helpers

@@ -11,18 +11,20 @@ the dataset's fingerprint hashes the decoded pixels, the labels and the splits.
 
 import hashlib
 import json
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from minimodel.files import LabError
+from minimodel.files import LabError, read_json, recover
 from minimodel.grammar.verbs import PERSONS, TENSES, VERBS, class_id
 
 SIZE = 32  # icons are SIZE × SIZE RGB
 SPLITS = ("stratified", "combos")  # stratified over icons; combos holds whole verb forms out
 PARTS = ("train", "val", "test")
+MAX_JSON_BYTES = 64 * 1024 * 1024  # labels.json of 1000 icons is 130 KB
 REGEN = "Run `uv run python generate_icons.py` to regenerate the dataset"
 
 
@@ -64,17 +66,26 @@ def _bad(path, problems, fix):
     return LabError(f"{path}: {shown}. {fix}")
 
 
+def check_inside(path, folder):
+    """Refuse a link that leads out of its folder: a data folder is read, never followed."""
+    try:
+        leaves = path.resolve().parent != Path(folder).resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        leaves = True
+    if leaves:
+        raise LabError(f"{path}: a link that leads out of {folder} (or in a loop); "
+                       f"{REGEN[0].lower()}{REGEN[1:]}")
+
+
 def read_labels(data):
     """Read and validate data/labels.json -> list of label dicts."""
     path = Path(data) / "labels.json"
     if not Path(data).is_dir():
         raise LabError(f"{data}: no such data folder. {REGEN}")
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise LabError(f"{path}: missing. {REGEN}")
-    try:
-        labels = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise LabError(f"{path}: not valid JSON ({e}). {REGEN}") from None
+    check_inside(path, data)
+    labels = read_json(path, MAX_JSON_BYTES, REGEN)
     if not isinstance(labels, list) or not labels:
         raise LabError(f"{path}: expected a non-empty list of labels. {REGEN}")
     problems, seen = [], set()
@@ -112,12 +123,10 @@ def read_splits(data, labels):
     """Read and validate data/splits.json: every split has the three parts, each a list of
     filenames of labels.json, no icon in two parts."""
     path = Path(data) / "splits.json"
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise LabError(f"{path}: missing. {REGEN}")
-    try:
-        splits = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise LabError(f"{path}: not valid JSON ({e}). {REGEN}") from None
+    check_inside(path, data)
+    splits = read_json(path, MAX_JSON_BYTES, REGEN)
     if not isinstance(splits, dict) or set(splits) != set(SPLITS):
         raise LabError(f"{path}: expected an object with the splits {', '.join(SPLITS)}. {REGEN}")
     known = {lab["filename"] for lab in labels}
@@ -138,7 +147,10 @@ def read_splits(data, labels):
 
 
 def load_dataset(data="data"):
-    """Read data/labels.json, splits.json and every icon, validating all three -> Dataset."""
+    """Read data/labels.json, splits.json and every icon, validating all three -> Dataset.
+    (A commit of generate_icons.py that a crash interrupted is finished first.)"""
+    if Path(data).is_dir():
+        recover(data)
     labels = read_labels(data)
     splits = read_splits(data, labels)
     icons = Path(data) / "icons"
@@ -152,6 +164,8 @@ def load_dataset(data="data"):
         try:
             if path.resolve().parent != inside:  # a link out of icons/: never opened
                 raise ValueError("resolves outside icons/")
+            if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read
+                raise ValueError("not a regular file")
             if path.stat().st_size > MAX_PNG_BYTES:
                 raise ValueError(f"{path.stat().st_size} bytes, too large for a {SIZE}×{SIZE} "
                                  f"icon")
@@ -162,7 +176,8 @@ def load_dataset(data="data"):
                 images[i] = np.asarray(im)
         except FileNotFoundError:
             problems.append(f"{lab['filename']} is missing")
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        except (OSError, ValueError, SyntaxError, RuntimeError, Image.DecompressionBombError) \
+                as e:  # RuntimeError: a symlink loop
             problems.append(f"{lab['filename']} is unreadable ({e})")
     if problems:
         raise _bad(icons, problems, "Run `uv run python generate_icons.py` to regenerate them")

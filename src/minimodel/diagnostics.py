@@ -62,12 +62,12 @@ def logit_means(logits, max_listed=30):
             "max": float(means.max())}
 
 
-def save_plot(history, path, title, n_tokens):
+def figure(history, title, n_tokens):
     """diagnostics.png: gradient norms, update ratios and attention entropy per part over the
     epochs, and train against validation accuracy with the gap shaded."""
     from matplotlib.ticker import MaxNLocator
 
-    from minimodel.files import pyplot, save_figure
+    from minimodel.files import pyplot
 
     plt = pyplot()
     epochs = [h["epoch"] for h in history]
@@ -110,4 +110,4 @@ def save_plot(history, path, title, n_tokens):
     axes[1, 0].set_title("does attention pick tokens out?", fontsize=10)
     acc.set_title("is it learning, or memorising?", fontsize=10)
     fig.suptitle(f"{title}: diagnostics")
-    save_figure(fig, path)
+    return fig

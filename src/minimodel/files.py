@@ -1,21 +1,75 @@
-"""Files and the command line: atomic writes, and how a script ends on a user's mistake.
+"""Files and the command line: safe reads, all-or-nothing writes, and how a script ends on a
+user's mistake.
 
-Every script writes through `atomic_write` (a temporary file beside the target, then a rename)
-and runs under `run_cli`, so a mistake or an interrupt ends it with one line on stderr and a
-non-zero status, never a traceback, and never with a half-written file on disk.
+Scripts read what a user hands them through `read_file`/`read_json` (regular files only, size
+bounded, never blocking), write a run's outputs through `Outputs` (staged, then put in place at
+one commit point) and run under `run_cli`, so a mistake or an interrupt ends them with one line
+on stderr and a non-zero status, never a traceback, and never with outputs half replaced.
 """
 
+import io
 import json
 import os
+import shutil
 import signal
+import stat
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 
 class LabError(ValueError):
     """A mistake in the user's input: reported as one line, exit status 2."""
+
+
+def printable(text):
+    """`text` with control characters escaped (\\x1b, \\n, ...): safe to print to a terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def read_file(path, max_bytes):
+    """The bytes of `path`, which must be a regular file of at most max_bytes (check_regular)."""
+    check_regular(path, max_bytes)
+    with open(path, "rb") as f:
+        return f.read(max_bytes + 1)[:max_bytes]
+
+
+def check_regular(path, max_bytes):
+    """Refuse `path` unless it is a regular file of at most max_bytes: a FIFO, a device or a
+    socket is refused by its kind before it is opened, so nothing ever blocks on one.
+    FileNotFoundError passes through, for the caller to say what is missing."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop, on some Pythons
+        raise LabError(f"{printable(path)}: cannot read it ({getattr(e, 'strerror', None) or e})") \
+            from None
+    if not stat.S_ISREG(info.st_mode):
+        raise LabError(f"{printable(path)}: not a regular file (a folder, FIFO, device or socket); "
+                       f"point to a file")
+    if info.st_size > max_bytes:
+        raise LabError(f"{printable(path)}: {info.st_size:,} bytes, more than the {max_bytes:,} "
+                       f"such a file can take")
+
+
+def read_json(path, max_bytes, fix):
+    """Parse the JSON file `path` (see read_file); any way it can fail is one LabError, ending
+    with `fix`. Nesting too deep for Python's parser is refused, not a crash."""
+    try:
+        return json.loads(read_file(path, max_bytes))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else e
+        raise LabError(f"{printable(path)}: not valid JSON ({reason}). {fix}") from None
+
+
+# ---------------------------------------------------------------------------- writing
 
 
 def atomic_write(path, write):
@@ -43,36 +97,183 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path, dpi=100):
-    """Lay a figure out, write it as a PNG through atomic_write, and free it."""
+def figure_writer(fig, dpi=100):
+    """A figure laid out and freed -> write(f), which writes it as a PNG to a file object."""
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
     pyplot().close(fig)
+    return lambda f: f.write(buffer.getvalue())
 
 
-def write_json(path, obj):
-    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+def save_figure(fig, path, dpi=100):
+    """Write a figure as a PNG through atomic_write, and free it."""
+    atomic_write(path, figure_writer(fig, dpi))
 
 
-def update_manifest(path, value, *keys):
-    """Set manifest[keys[0]][keys[1]]... = value in a JSON file, keeping every other entry."""
-    path = Path(path)
-    manifest = {}
-    if path.exists():
+JOURNAL = ".commit-journal.json"  # in a folder while a commit is being put in place
+MANIFEST_BYTES = 64 * 1024 * 1024
+
+
+class Outputs:
+    """Everything one run writes, staged and checked first, then put in place at one point.
+
+        with Outputs(folder) as out:       # finishes an earlier commit a crash interrupted
+            out.file(path, write)          # staged now, beside path
+            out.manifest(path, value, *keys)   # read, checked and merged now, under a lock
+        # here, and only if the block succeeded, every staged file replaces its target
+
+    Until the block ends nothing the user had is touched: a mistake, an error or Ctrl-C inside
+    it leaves every earlier output as it was. The commit itself writes a journal of its moves
+    first and removes it last, with interrupts held; after a crash in between (SIGKILL, power)
+    the next Outputs or `recover` on that folder finishes the moves. So the folder always holds
+    one run's outputs, all of the old or all of the new.
+    """
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.steps = []  # ["move", staged, final] or ["remove", path]: the commit, in order
+        self.staged, self.locks = [], []
+        self.token = f"{os.getpid()}-{time.time_ns()}"
+
+    def __enter__(self):
+        recover(self.folder)
+        return self
+
+    def stage(self, path):
+        """The name to stage the new `path` under, beside it; removed unless committed."""
+        self.staged.append(Path(path).with_name(f".{Path(path).name}.new-{self.token}"))
+        return self.staged[-1]
+
+    def file(self, path, write):
+        """Stage write(f) as the new content of `path`."""
+        tmp = self.stage(path)
         try:
-            manifest = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise LabError(f"{path}: not valid JSON ({e}); fix or delete it") from None
-    node = manifest
-    for key in keys[:-1]:
+            with open(tmp, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        self.steps.append(["move", str(tmp), str(path)])
+
+    def folder_swap(self, staged, final):
+        """Stage a whole folder (already written at `staged`) to replace `final`."""
+        final = Path(final)
+        if final.exists() or final.is_symlink():
+            old = final.with_name(f".{final.name}.old-{self.token}")
+            self.steps.append(["move", str(final), str(old)])
+            self.steps.append(["move", str(staged), str(final)])
+            self.steps.append(["remove", str(old)])
+        else:
+            self.steps.append(["move", str(staged), str(final)])
+
+    def manifest(self, path, value, *keys):
+        """Stage manifest[keys[0]][keys[1]]... = value in the JSON file `path`, keeping every
+        other entry. The file is locked from now until the commit, so that two runs writing to
+        one manifest at once both keep their entries."""
+        path = Path(path)
+        self.locks.append(lock(path))
+        manifest = {}
+        if path.exists() or path.is_symlink():
+            manifest = read_json(path, MANIFEST_BYTES, "fix or delete it")
+        node = manifest
+        for key in keys[:-1]:
+            if not isinstance(node, dict):
+                break
+            node = node.setdefault(key, {})
         if not isinstance(node, dict):
-            break
-        node = node.setdefault(key, {})
-    if not isinstance(node, dict):
-        raise LabError(f"{path}: expected JSON objects along {'.'.join(keys[:-1])}; "
-                       f"fix or delete it")
-    node[keys[-1]] = value
-    write_json(path, manifest)
+            raise LabError(f"{printable(path)}: expected JSON objects along "
+                           f"{'.'.join(keys[:-1])}; fix or delete it")
+        node[keys[-1]] = value
+        self.file(path, lambda f: f.write((json.dumps(manifest, indent=2) + "\n").encode()))
+
+    def __exit__(self, kind, error, tb):
+        try:
+            if kind is None:
+                with interrupts_deferred():
+                    apply(self.folder / JOURNAL, self.steps)
+        finally:
+            for path in self.staged:  # whatever was staged and not put in place
+                remove(path)
+            for held in self.locks:
+                held.unlink(missing_ok=True)
+
+
+def remove(path):
+    """Delete a file, a link (not what it points to) or a folder tree, if it is there."""
+    path = Path(path)
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def apply(journal, steps):
+    """Carry out a commit's steps, keeping in `journal` the ones still to do, so that a crash at
+    any point can be finished by `recover`. A move whose source is gone was done already."""
+    for i, step in enumerate(steps):
+        todo = json.dumps(steps[i:]).encode()
+        atomic_write(journal, lambda f, todo=todo: f.write(todo))
+        if step[0] == "move" and (Path(step[1]).exists() or Path(step[1]).is_symlink()):
+            os.replace(step[1], step[2])
+        elif step[0] == "remove":
+            remove(step[1])
+    journal.unlink(missing_ok=True)
+
+
+def recover(folder):
+    """Finish a commit that a crash interrupted in `folder`, and clear what a run that died
+    before its commit left staged."""
+    folder = Path(folder)
+    journal = folder / JOURNAL
+    if journal.is_file():
+        apply(journal, read_json(journal, MANIFEST_BYTES, "delete it to start afresh"))
+    if folder.is_dir():
+        for leftover in folder.glob(".*.new-*"):
+            remove(leftover)
+        for leftover in folder.glob(".*.old-*"):
+            remove(leftover)
+
+
+def lock(path, wait=60.0):
+    """Take path's lock file (path.lock), waiting up to `wait` s for another run to finish with
+    it. A lock whose owner has died (or that is older than `wait`) is taken over."""
+    held = path.with_name(path.name + ".lock")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fd = os.open(held, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            return held
+        except FileExistsError:
+            if _stale(held, wait):
+                held.unlink(missing_ok=True)
+                continue
+            if time.monotonic() > deadline:
+                raise LabError(f"{printable(held)}: another run has held this lock for over "
+                               f"{wait:.0f} s; if none is running, delete the file") from None
+            time.sleep(0.05)
+
+
+def _stale(held, wait):
+    """Is the lock file's owner gone? Checked by its pid where the OS can tell, else by age."""
+    try:
+        pid, age = int(held.read_text() or 0), time.time() - held.stat().st_mtime
+    except (OSError, ValueError):
+        return False  # being written or removed right now: look again
+    if age > wait:
+        return True
+    if pid and os.name == "posix":
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    return False
 
 
 def check_writable(folder):
@@ -82,7 +283,7 @@ def check_writable(folder):
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise LabError(f"{folder}: cannot write there ({e.strerror or e})") from None
+        raise LabError(f"{printable(folder)}: cannot write there ({e.strerror or e})") from None
 
 
 @contextmanager
@@ -112,8 +313,12 @@ def run_cli(main, argv=None):
     try:
         main(argv)
     except LabError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {printable(e)}", file=sys.stderr)
         sys.exit(2)
+    except MemoryError:
+        print("error: out of memory; close other programs, or ask for a smaller model or "
+              "dataset", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt as e:
         print("interrupted after this run's files were saved" if e.args else
               "interrupted: files from before this run are as they were", file=sys.stderr)
@@ -122,6 +327,6 @@ def run_cli(main, argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     except OSError as e:  # the disk, not the user: still one line, not a traceback
-        print(f"error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}",
-              file=sys.stderr)
+        where = f"{printable(e.filename)}: " if e.filename else ""
+        print(f"error: {where}{printable(e.strerror or e)}", file=sys.stderr)
         sys.exit(1)
