@@ -3,7 +3,6 @@
 Each case runs a script's real entry point through run_cli, as the command line does.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -15,62 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import refused, snapshot
 from PIL import Image
 
 import eval as eval_script
 import generate_icons as gi
 import train
-from minimodel.files import LabError, atomic_write, interrupts_deferred, run_cli
+from minimodel.files import LabError, atomic_write, interrupts_deferred
 from vit import TinyViT, ViTConfig, tiny_config
 
 LAB = Path(__file__).parents[1]
-
-
-@pytest.fixture
-def data(data_300, tmp_path):
-    """A fresh copy of a good 300-icon dataset, to break."""
-    shutil.copytree(data_300, tmp_path / "data")
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def previous(tmp_path):
-    """An output folder holding an earlier run's checkpoint and manifest, to keep intact."""
-    out = tmp_path / "out"
-    out.mkdir()
-    TinyViT(ViTConfig()).save(out / "checkpoint.npz", meta={"task": "tense", "run": "tense"})
-    (out / "manifest.json").write_text('{"runs": {"tense": {"test_accuracy": 0.5}}}\n')
-    return out
-
-
-def snapshot(folder):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
-            if p.is_file()}
-
-
-@pytest.fixture
-def cli(capsys):
-    """run(main, *argv) -> (exit status, stderr), for a script's main."""
-
-    def run(main, *argv):
-        with pytest.raises(SystemExit) as stop:
-            run_cli(main, [str(a) for a in argv])
-        err = capsys.readouterr().err
-        assert "Traceback" not in err
-        return stop.value.code, err
-
-    return run
-
-
-def refused(cli, data, previous, *needles):
-    """Train on `data`: exit 2, one line naming the problem and the fix, nothing changed."""
-    before = snapshot(previous)
-    code, err = cli(train.main, "--data", data, "--out", previous, "--epochs", 1)
-    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
-    for needle in needles:
-        assert needle in err, (needle, err)
-    assert snapshot(previous) == before
-    return err
 
 
 def edit_labels(data, change):

@@ -10,6 +10,7 @@ on stderr and a non-zero status, never a traceback, and never with outputs half 
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -111,7 +112,6 @@ def save_figure(fig, path, dpi=100):
     atomic_write(path, figure_writer(fig, dpi))
 
 
-JOURNAL = ".commit-journal.json"  # in a folder while a commit is being put in place
 MANIFEST_BYTES = 64 * 1024 * 1024
 
 
@@ -127,7 +127,8 @@ class Outputs:
     it leaves every earlier output as it was. The commit itself writes a journal of its moves
     first and removes it last, with interrupts held; after a crash in between (SIGKILL, power)
     the next Outputs or `recover` on that folder finishes the moves. So the folder always holds
-    one run's outputs, all of the old or all of the new.
+    one run's outputs, all of the old or all of the new. Staged files and journals carry their
+    process id, so that a recovery never touches the work of a run still going.
     """
 
     def __init__(self, folder):
@@ -193,7 +194,7 @@ class Outputs:
         try:
             if kind is None:
                 with interrupts_deferred():
-                    apply(self.folder / JOURNAL, self.steps)
+                    apply(self.folder / f".commit-{self.token}.json", self.steps)
         finally:
             for path in self.staged:  # whatever was staged and not put in place
                 remove(path)
@@ -224,17 +225,44 @@ def apply(journal, steps):
 
 
 def recover(folder):
-    """Finish a commit that a crash interrupted in `folder`, and clear what a run that died
-    before its commit left staged."""
+    """Finish the commits that a crash interrupted in `folder`, and clear what runs that died
+    before their commit left staged. Runs still alive are left alone."""
     folder = Path(folder)
-    journal = folder / JOURNAL
-    if journal.is_file():
-        apply(journal, read_json(journal, MANIFEST_BYTES, "delete it to start afresh"))
-    if folder.is_dir():
-        for leftover in folder.glob(".*.new-*"):
-            remove(leftover)
-        for leftover in folder.glob(".*.old-*"):
-            remove(leftover)
+    if not folder.is_dir():
+        return
+    for journal in sorted(folder.glob(".commit-*.json")):
+        if owner_gone(journal):
+            apply(journal, read_json(journal, MANIFEST_BYTES, "delete it to start afresh"))
+    for pattern in (".*.new-*", ".*.old-*", ".*.tmp[0-9]*"):
+        for leftover in folder.glob(pattern):
+            if owner_gone(leftover):
+                remove(leftover)
+
+
+def owner_gone(path, max_age=600.0):
+    """Has the process that named `path` (.x.new-PID-..., .x.tmpPID, .commit-PID-...) ended?
+    Asked of the OS where it can tell (POSIX); elsewhere, a file older than max_age s is taken
+    as left behind."""
+    digits = re.search(r"(?:new-|old-|tmp|commit-)(\d+)", path.name)
+    try:
+        age = time.time() - path.lstat().st_mtime
+    except OSError:
+        return False
+    return age > max_age or (digits is not None and pid_gone(int(digits[1])))
+
+
+def pid_gone(pid):
+    """True if no process has this id; False where the OS cannot say cheaply (not POSIX).
+    (On Windows os.kill would end the process, so it is never asked there.)"""
+    if os.name != "posix" or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
 
 
 def lock(path, wait=60.0):
@@ -264,16 +292,7 @@ def _stale(held, wait):
         pid, age = int(held.read_text() or 0), time.time() - held.stat().st_mtime
     except (OSError, ValueError):
         return False  # being written or removed right now: look again
-    if age > wait:
-        return True
-    if pid and os.name == "posix":
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-    return False
+    return age > wait or pid_gone(pid)
 
 
 def check_writable(folder):
