@@ -116,7 +116,7 @@ def train(model, task, x_train, y_train, x_val, y_val, epochs, batch_size, lr, s
                 "seconds": elapsed,
                 "grad_norm": diagnostics.gradient_norms(model),  # of the epoch's last step
                 "update_ratio": diagnostics.update_ratios(model, opt.v, step_lr),
-                "attention_entropy": diagnostics.block_entropies(model, x_val[:64]),
+                "attention_entropy": diagnostics.block_entropies(model),  # last val chunk
                 "val_logit_mean": diagnostics.logit_means(val_logits),
             })
             log(f"epoch {epoch:2d}/{epochs}  loss {history[-1]['train_loss']:.4f}  "

@@ -121,7 +121,8 @@ def write_png(path, size=(32, 32), mode="RGB"):
     (lambda p: write_png(p, size=(16, 16)), "RGB 16×16, expected RGB 32×32"),
     (lambda p: write_png(p, mode="RGBA"), "RGBA 32×32, expected RGB 32×32"),
     (lambda p: write_png(p, mode="1", size=(5000, 5000)), "1 5000×5000, expected RGB 32×32"),
-    (lambda p: write_png(p, mode="1", size=(20000, 20000)), "unreadable"),  # Pillow's bomb guard
+    pytest.param(lambda p: write_png(p, mode="1", size=(20000, 20000)), "unreadable",
+                 marks=pytest.mark.slow),  # Pillow's bomb guard
     (lambda p: p.write_bytes(os.urandom(200_000)), "too large"),
 ])
 def test_broken_icons(cli, data, previous, damage, needle):
@@ -267,6 +268,7 @@ def test_generate_usage_errors(cli, tmp_path):
 # ---------------------------------------------------------------- faults while training
 
 
+@pytest.mark.slow
 def test_diverging_run_stops_and_keeps_the_previous_files(cli, data, previous):
     before = snapshot(previous)
     code, err = cli(train.main, "--data", data, "--out", previous, "--lr", "100")
@@ -283,6 +285,7 @@ def test_a_non_finite_gradient_is_named():
     train.check_finite(TinyViT(tiny_config()), 0.5, "here", 1e-3)  # finite: no complaint
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_exits_cleanly_and_keeps_the_previous_files(data, previous, sig):
     before = snapshot(previous)
@@ -337,6 +340,7 @@ def test_an_interrupt_while_saving_waits_for_the_save():
     assert done == ["all files written"]
 
 
+@pytest.mark.slow
 def test_generate_interrupted_while_rendering_keeps_the_old_dataset(data, monkeypatch):
     before = snapshot(data / "icons"), (data / "labels.json").read_bytes()
     calls = []

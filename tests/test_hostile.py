@@ -63,6 +63,7 @@ def test_a_bad_manifest_in_out_stops_the_run_before_anything_is_replaced(cli, da
     assert snapshot(previous) == before  # checked before the commit, nothing replaced
 
 
+@pytest.mark.slow
 def test_generate_with_a_bad_manifest_keeps_the_dataset(cli, data, tmp_path):
     bad = tmp_path / "manifest.json"
     bad.write_text("[[[")
@@ -72,6 +73,7 @@ def test_generate_with_a_bad_manifest_keeps_the_dataset(cli, data, tmp_path):
     assert (snapshot(data / "icons"), snapshot(data)) == before
 
 
+@pytest.mark.slow
 def test_generate_replaces_icons_that_are_a_link_to_another_folder(data, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     shutil.move(data / "icons", elsewhere)
@@ -82,6 +84,7 @@ def test_generate_replaces_icons_that_are_a_link_to_another_folder(data, tmp_pat
     assert len(list(elsewhere.iterdir())) == 300  # what the link pointed to is left alone
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_saving_names_the_file_and_keeps_the_old_outputs(
         cli, data, previous, monkeypatch):
     def no_space(fig, dpi=100):
@@ -97,6 +100,7 @@ def test_a_full_disk_while_saving_names_the_file_and_keeps_the_old_outputs(
     assert not [p for p in previous.iterdir() if p.name.startswith(".")]  # nothing staged left
 
 
+@pytest.mark.slow
 def test_two_runs_writing_one_manifest_at_once_keep_every_entry(tmp_path):
     code = ("import sys; from minimodel.files import Outputs\n"
             "for i in range(25):\n"
@@ -165,6 +169,7 @@ def test_recover_finishes_a_commit_from_its_journal(tmp_path):
 # ---------------------------------------------------------------- only regular files, no hang
 
 
+@pytest.mark.slow
 @POSIX
 @pytest.mark.parametrize("where", ["icon", "labels", "splits", "manifest"])
 def test_a_fifo_is_refused_not_waited_on(data, previous, where):
@@ -180,6 +185,7 @@ def test_a_fifo_is_refused_not_waited_on(data, previous, where):
         assert snapshot(previous) == before
 
 
+@pytest.mark.slow
 @POSIX
 def test_a_checkpoint_that_is_a_fifo_or_a_folder_is_refused(tmp_path):
     os.mkfifo(tmp_path / "fifo.npz")
@@ -214,6 +220,7 @@ def checkpoint_with(path, extra=None, config=None, meta="{}", arrays=None):
     return path
 
 
+@pytest.mark.slow
 @POSIX
 def test_a_small_checkpoint_hiding_a_huge_member_is_refused_unread(tmp_path):
     ckpt = tmp_path / "bomb.npz"
@@ -229,6 +236,7 @@ def test_a_small_checkpoint_hiding_a_huge_member_is_refused_unread(tmp_path):
     refused_as_program("eval.py", "--checkpoint", ckpt, needle="tensors do not fit the config")
 
 
+@pytest.mark.slow
 @POSIX
 def test_a_checkpoint_asking_for_an_absurd_model_is_not_built(tmp_path):
     config = {**vars(ViTConfig()), "d_model": 65536, "n_heads": 1, "d_ff": 65536}

@@ -20,6 +20,7 @@ def default_render():
     return gi.render_dataset(1000, seed=0)
 
 
+@pytest.mark.slow
 def test_same_seed_same_icons_other_seed_other_pixels():
     images, labels = gi.render_dataset(300, seed=1)
     again, labels_again = gi.render_dataset(300, seed=1)
@@ -28,6 +29,7 @@ def test_same_seed_same_icons_other_seed_other_pixels():
     assert labels_other == labels and not np.array_equal(images, other)
 
 
+@pytest.mark.slow
 def test_default_seed_reproduces_the_committed_dataset(default_render):
     committed = json.loads((LAB / "manifest.json").read_text())["dataset"]
     assert committed["seed"] == 0 and committed["n_icons"] == 1000
@@ -37,6 +39,7 @@ def test_default_seed_reproduces_the_committed_dataset(default_render):
     assert load_dataset(LAB / "data").fingerprint == committed["fingerprint"]  # as committed
 
 
+@pytest.mark.slow
 def test_1000_icons_with_consistent_labels(default_render):
     images, labels = default_render
     files = sorted(p.name for p in (LAB / "data" / "icons").iterdir())
@@ -84,12 +87,14 @@ def test_jitter_off_gives_the_prototype():
     assert not np.array_equal(proto, gi.render_icon("work", "future", "1sg", 0))
 
 
+@pytest.mark.slow
 def test_generate_into_a_new_folder(tmp_path):
     fp = gi.generate(tmp_path / "new", n=300, seed=0)
     assert len(list((tmp_path / "new" / "icons").iterdir())) == 300
     assert load_dataset(tmp_path / "new").fingerprint == fp
 
 
+@pytest.mark.slow
 def test_generate_replaces_stale_icons(tmp_path):
     (tmp_path / "icons").mkdir()
     (tmp_path / "icons" / "verb_old_tense_x_person_y_9.png").write_bytes(b"stale")

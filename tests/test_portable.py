@@ -27,12 +27,14 @@ def test_cpu_count_without_process_cpu_count_or_affinity(monkeypatch):
     assert parallel.cpu_count() == (os.cpu_count() or 1)
 
 
+@pytest.mark.slow
 def test_training_leaves_the_blas_threads_as_it_found_them(data_300, tmp_path):
     before = blas_threads_now()
     train.main(["--data", str(data_300), "--out", str(tmp_path), "--epochs", "1"])
     assert blas_threads_now() == before
 
 
+@pytest.mark.slow
 def test_macos_or_windows_without_affinity_or_a_known_blas(data_300, tmp_path):
     """A Python without os.sched_getaffinity, and a BLAS threadpoolctl cannot see: train a step
     and evaluate, as real scripts in a new process (sitecustomize.py removes both)."""
@@ -64,6 +66,7 @@ def test_macos_or_windows_without_affinity_or_a_known_blas(data_300, tmp_path):
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no affinity on this OS")
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity")
                     else True, reason="needs two cores")
+@pytest.mark.slow
 def test_one_core_or_two_gives_bit_identical_weights(data_300, tmp_path):
     """Pinned to one core, DataParallel runs its two shards one after the other: same weights."""
 

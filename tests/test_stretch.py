@@ -88,6 +88,7 @@ def test_combo_split_holds_whole_combinations_out():
     ("full", "factorised", "stratified", "full_factorised"),
     ("full", "factorised", "combos", "full_factorised_combos"),
 ])
+@pytest.mark.slow
 def test_smoke_runs_of_each_task_and_head(data_1000, tmp_path, task, head, split, run):
     train.main(["--data", str(data_1000), "--out", str(tmp_path), "--epochs", "1",
                 "--task", task, "--head", head, "--split", split, "--shift", "1"])

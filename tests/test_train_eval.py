@@ -41,6 +41,7 @@ def test_cosine_schedule():
     assert 0 < train.cosine_lr(99, 100, 1e-3) < 1e-6
 
 
+@pytest.mark.slow
 def test_same_seed_same_final_weights(data_300, tmp_path):
     def run(out):
         train.main(["--data", str(data_300), "--out", str(out), "--epochs", "1"])
@@ -76,6 +77,7 @@ def test_acceptance_tense_task_from_fresh_icons(data_1000, tmp_path, capsys):
     assert evaluated["test_accuracy"] == acc and len(evaluated["per_class_accuracy"]) == 5
 
 
+@pytest.mark.slow
 def test_eval_scores_the_held_out_icons_and_refuses_another_dataset(data_300, tmp_path, capsys):
     out = tmp_path / "run"
     train.main(["--data", str(data_300), "--out", str(out), "--epochs", "1"])

@@ -257,6 +257,7 @@ def test_flop_count_matches_a_hand_count():
     assert vit.flops_per_image(ViTConfig()) == 393_216 + 3 * full + last + 640 == 24_495_744
 
 
+@pytest.mark.slow
 def test_benchmark_smoke(capsys):
     """A fast run of `python vit.py --bench`: it times, counts and names its BLAS."""
     vit.main(["--bench", "--bench-steps", "1"])

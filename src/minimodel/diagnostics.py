@@ -4,8 +4,9 @@
   is zero has stopped learning, or stopped passing the signal on;
 - update-to-weight ratio, ‖lr·v‖ / ‖w‖ for each part: around 1e-3 is healthy, 1e-1 and up means
   the learning rate is too high, 1e-6 and down that the part is frozen;
-- attention entropy of each block, mean over heads, queries and icons: ln T (ln 65 here) is
-  uniform attention, lower means the block picks tokens out;
+- attention entropy of each block, mean over heads, queries and icons (those of the model's last
+  evaluation chunk of validation icons): ln T (ln 65 here) is uniform attention, lower means the
+  block picks tokens out;
 - mean logit per class on the validation icons: one class far above the others is a collapse.
 """
 
@@ -46,9 +47,9 @@ def attention_entropy(att):
     return float(-(att * logs).sum(axis=-1).mean())
 
 
-def block_entropies(model, x):
-    """{block: mean attention entropy} over the icons x, from one evaluation forward pass."""
-    model.forward(x)
+def block_entropies(model):
+    """{block: mean attention entropy} of the model's last forward pass (each block keeps its
+    attention probabilities, `att`): no extra pass is run."""
     return {f"block {i}": attention_entropy(b.att) for i, b in enumerate(model.blocks)}
 
 
@@ -77,12 +78,16 @@ def figure(history, title, n_tokens):
         (axes[0, 1], "update_ratio", "update / weight, ‖lr·v‖ / ‖w‖", True),
         (axes[1, 0], "attention_entropy", "attention entropy (nats)", False),
     ]
+    names = list(history[0]["grad_norm"])  # embedding, block 0.., head: one colour each
+    colours = dict(zip(names, plt.cm.tab10(np.arange(len(names)))))
     for ax, key, label, log in panels:
-        names = list(history[0][key])
-        colours = plt.cm.viridis(np.linspace(0, 0.9, len(names)))
-        for name, colour in zip(names, colours):
-            ax.plot(epochs, [h[key][name] for h in history], "o-", ms=2.5, color=colour,
-                    label=name)
+        series = {name: np.array([h[key][name] for h in history]) for name in history[0][key]}
+        positive = [v[v > 0].min() for v in series.values() if (v > 0).any()]
+        floor = min(positive) / 100 if positive else 1e-12
+        for name, values in series.items():
+            dead = values <= 0
+            ax.plot(epochs, np.where(dead, floor, values), "o-", ms=2.5, color=colours[name],
+                    label=name + (" (0: nothing flows)" if log and dead.all() else ""))
         if log:
             ax.set_yscale("log")
         ax.set(xlabel="epoch", ylabel=label)
