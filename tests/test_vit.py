@@ -265,3 +265,8 @@ def test_benchmark_smoke(capsys):
     for needle in ("training step, batch 32:", "inference,     batch 256:", "images/s",
                    "GFLOP/s", "kernel", "ceiling: 2048×2048 float32 matmul"):
         assert needle in out, needle
+
+
+@pytest.mark.parametrize("cfg", [ViTConfig(), ViTConfig(n_classes=300), tiny_config()])
+def test_parameter_count_without_building(cfg):
+    assert vit.n_parameters(cfg) == TinyViT(cfg).n_params()
