@@ -130,28 +130,29 @@ def timing(torch, rounds, steps, rng):
     t_opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
     tx, ty = torch.from_numpy(patchify(x, cfg.patch_size).copy()), torch.from_numpy(y)
     torch.set_num_threads(cpu_count())
+    blas = None
 
-    def torch_step():
-        t_opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(tx), ty).backward()
-        t_opt.step()
+    def numpy_round(n):  # DataParallel sets BLAS to one thread per worker while it is open:
+        with DataParallel(model, cross_entropy) as parallel:  # PyTorch's MKL must not see that
+            for _ in range(n):
+                parallel.train_step(x, y)
+                opt.step(1e-3)
+            return blas_info()
 
+    def torch_round(n):
+        for _ in range(n):
+            t_opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(tx), ty).backward()
+            t_opt.step()
+
+    numpy_round(3)  # warm-up
+    torch_round(3)
     times = {"numpy": [], "torch": []}
-    with DataParallel(model, cross_entropy) as parallel:
-        def numpy_step():
-            parallel.train_step(x, y)
-            opt.step(1e-3)
-
-        for _ in range(3):  # warm-up
-            numpy_step()
-            torch_step()
-        for _ in range(rounds):
-            for name, step in (("numpy", numpy_step), ("torch", torch_step)):
-                t0 = time.perf_counter()
-                for _ in range(steps):
-                    step()
-                times[name].append((time.perf_counter() - t0) / steps * 1e3)
-        blas = blas_info()
+    for _ in range(rounds):
+        for name, run in (("numpy", numpy_round), ("torch", torch_round)):
+            t0 = time.perf_counter()
+            blas = run(steps) or blas
+            times[name].append((time.perf_counter() - t0) / steps * 1e3)
     return {k: float(np.median(v)) for k, v in times.items()}, blas
 
 
