@@ -184,8 +184,14 @@ def evaluate(checkpoint, data, task=None, all_icons=False, log=print):
     out = Path(checkpoint).parent
     factor_acc = {f: round(float(c.trace() / c.sum()), 4) for f, c, _ in views}
     if all_icons:
+        # the same parts of this folder's split: for unseen combinations, its "test" icons are
+        # new drawings of the combinations the model never trained on
+        parts = {part: {"n_icons": len(i), "accuracy": float((y_true[i] == y_pred[i]).mean())}
+                 for part, i in dataset.split(meta.get("split", "stratified")).items()}
+        log("by part of its " + meta.get("split", "stratified") + " split: " + ", ".join(
+            f"{part} {p['accuracy']:.1%} of {p['n_icons']}" for part, p in parts.items()))
         record = {"folder": str(data), "fingerprint": dataset.fingerprint, "n_icons": len(idx),
-                  "accuracy": acc, "factor_accuracy": factor_acc}
+                  "accuracy": acc, "factor_accuracy": factor_acc, "parts": parts}
         with Outputs(out) as outputs:
             outputs.manifest(out / "manifest.json", record, "runs", name, "eval_all")
         log(f"recorded in {out / 'manifest.json'} (runs.{name}.eval_all)")

@@ -75,8 +75,7 @@ def sweep(seeds, runs, data):
                 script("train.py", "--data", data, "--out", out, "--seed", seed, *RUNS[run])
                 script("eval.py", "--data", data, "--checkpoint", out / "checkpoint.npz")
                 script("eval.py", "--data", fresh, "--all", "--checkpoint",
-                       out / "checkpoint.npz")
-                (out / "checkpoint.npz").unlink()  # 1 MB each; checkpoints are never committed
+                       out / "checkpoint.npz")  # (checkpoints are never committed: .gitignore)
 
 
 def best(candidates):
@@ -116,6 +115,15 @@ def collect():
     return found
 
 
+def fresh_accuracy(entry):
+    """Accuracy on the fresh icons: all 1000, or, for unseen combinations, those of the
+    combinations held out of training (the fresh folder's own combos test part)."""
+    fresh = entry.get("eval_all")
+    if fresh is None:
+        return None
+    return fresh["parts"]["test"]["accuracy"] if entry["split"] == "combos" else fresh["accuracy"]
+
+
 def spread(values):
     """'mean (min–max)' in percent."""
     v = [100 * x for x in values]
@@ -128,7 +136,7 @@ def table(found):
     rows = [header, "|---|---|---|---|---|---|---|"]
     for run, entries in found.items():
         sizes = entries[0]["split_sizes"]
-        fresh = [e["eval_all"]["accuracy"] for e in entries if "eval_all" in e]
+        fresh = [a for a in map(fresh_accuracy, entries) if a is not None]
         rows.append(
             f"| {run} | {len(entries)} | {sizes['train']}/{sizes['val']}/{sizes['test']} | "
             f"{spread([e['val_accuracy'] for e in entries])} | "
@@ -143,11 +151,12 @@ def plot(found, path):
     fig, ax = plt.subplots(figsize=(9, 4.2))
     for i, (run, entries) in enumerate(found.items()):
         test = [100 * e["test_accuracy"] for e in entries]
-        fresh = [100 * e["eval_all"]["accuracy"] for e in entries if "eval_all" in e]
+        fresh = [100 * a for a in map(fresh_accuracy, entries) if a is not None]
         ax.plot([i - 0.1] * len(test), test, "o", color="tab:blue", alpha=0.7,
                 label="test icons (one dot per seed)" if i == 0 else None)
         ax.plot([i + 0.1] * len(fresh), fresh, "s", color="tab:orange", alpha=0.7,
-                label="1000 fresh icons (another generator seed)" if i == 0 else None)
+                label="fresh icons (generator seed 1; for unseen combinations, those of the "
+                "held-out ones)" if i == 0 else None)
     ax.set_xticks(range(len(found)), list(found), rotation=15)
     ax.set(ylabel="accuracy (%)", title="Accuracy of each run over training seeds")
     ax.grid(alpha=0.3)

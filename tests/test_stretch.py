@@ -89,10 +89,10 @@ def test_combo_split_holds_whole_combinations_out():
     ("full", "factorised", "combos", "full_factorised_combos"),
 ])
 @pytest.mark.slow
-def test_smoke_runs_of_each_task_and_head(data_1000, tmp_path, task, head, split, run):
-    train.main(["--data", str(data_1000), "--out", str(tmp_path), "--epochs", "1",
+def test_smoke_runs_of_each_task_and_head(data_300, tmp_path, task, head, split, run):
+    train.main(["--data", str(data_300), "--out", str(tmp_path), "--epochs", "1",
                 "--task", task, "--head", head, "--split", split, "--shift", "1"])
-    acc, cm = eval_script.evaluate(tmp_path / "checkpoint.npz", data_1000)
+    acc, cm = eval_script.evaluate(tmp_path / "checkpoint.npz", data_300)
     entry = json.loads((tmp_path / "manifest.json").read_text())["runs"][run]
     assert (entry["task"], entry["head"], entry["split"]) == (task, head, split)
     assert entry["eval"]["test_accuracy"] == acc and cm.sum() == entry["split_sizes"]["test"]

@@ -92,4 +92,5 @@ def test_eval_scores_the_held_out_icons_and_refuses_another_dataset(data_300, tm
     assert cm_all.sum() == 300
     fresh = json.loads((out / "manifest.json").read_text())["runs"]["tense"]["eval_all"]
     assert fresh["n_icons"] == 300 and fresh["accuracy"] == acc_all
+    assert sum(p["n_icons"] for p in fresh["parts"].values()) == 300
     assert fresh["fingerprint"] == load_dataset(other).fingerprint
