@@ -125,7 +125,6 @@ def train(model, task, x_train, y_train, x_val, y_val, epochs, batch_size, lr, s
     return history
 
 
-
 # --- plots and manifest ------------------------------------------------------------------------
 
 

@@ -60,7 +60,7 @@ def test_every_task_records_its_diagnostics(data_300, tmp_path):
 
     for task, head in (("tense", "flat"), ("full", "flat"), ("full", "factorised")):
         out = tmp_path / f"{task}_{head}"
-        train.main(["--data", str(data_300), "--out", str(out), "--epochs", "2", "--task", task,
+        train.main(["--data", str(data_300), "--out", str(out), "--epochs", "1", "--task", task,
                     "--head", head])
         (entry,) = json.loads((out / "manifest.json").read_text())["runs"].values()
         for epoch in entry["per_epoch"]:

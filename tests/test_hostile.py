@@ -53,6 +53,7 @@ def refused_as_program(*args, needle, code=2):
 # ---------------------------------------------------------------- earlier outputs survive
 
 
+@pytest.mark.slow
 def test_a_bad_manifest_in_out_stops_the_run_before_anything_is_replaced(cli, data, previous):
     (previous / "manifest.json").write_text("{not json")
     refused(cli, data, previous, "manifest.json: not valid JSON", "fix or delete it")
@@ -137,7 +138,9 @@ def test_a_run_killed_at_any_point_of_its_save_leaves_one_consistent_run(data_30
             stderr=subprocess.DEVNULL)
 
     seeds_seen = set()
-    for pair in ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12)):  # two at a time
+    # os.replace calls of the save: 2i - 1 writes the journal before move i, 2i does move i
+    # (i = 1..5: manifest, checkpoint, three plots); 11 is never reached: the run completes
+    for pair in ((1, 2), (5, 6), (10, 11)):  # two at a time
         for out, proc in [killed_at(k) for k in pair]:
             proc.wait(timeout=120)
             recover(out)

@@ -89,10 +89,11 @@ def test_jitter_off_gives_the_prototype():
 
 
 @pytest.mark.slow
-def test_generate_into_a_new_folder(tmp_path):
+def test_generate_into_a_new_folder(tmp_path, data_300):
     fp = gi.generate(tmp_path / "new", n=300, seed=0)
     assert len(list((tmp_path / "new" / "icons").iterdir())) == 300
     assert load_dataset(tmp_path / "new").fingerprint == fp
+    assert load_dataset(data_300).fingerprint == fp  # the tests' shortcut is the same dataset
 
 
 @pytest.mark.slow

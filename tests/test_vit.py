@@ -89,7 +89,8 @@ def test_patchify_matches_explicit_slices():
 # ---------------------------------------------------------------- gradient check
 
 
-@pytest.mark.parametrize("primitives", ["reference", "tuned"])
+@pytest.mark.parametrize("primitives", [
+    "reference", pytest.param("tuned", marks=pytest.mark.slow)])  # (test_layers: tuned = reference)
 def test_every_gradient_of_the_whole_model(primitives):
     """Float64 central differences on every entry of every tensor, and of the input."""
     model = TinyViT(tiny_config(), dtype=np.float64, primitives=primitives)
