@@ -21,6 +21,9 @@ from minimodel.transformer.layers import (
 )
 
 BOTH = pytest.mark.parametrize("primitives", ["reference", "tuned"])
+# the tuned primitives equal the reference ones (test_layers.py): their gradient checks are slow-tier
+CHECKED = pytest.mark.parametrize("primitives", [
+    "reference", pytest.param("tuned", marks=pytest.mark.slow)])
 
 rng = np.random.default_rng(0)
 
@@ -69,7 +72,7 @@ def test_dropout_gradient_and_scale():
     assert dropout_forward(x, 0.0, None)[0] is x  # evaluation: identity
 
 
-@BOTH
+@CHECKED
 @pytest.mark.parametrize("causal", [False, True])
 def test_block_gradients_every_parameter(causal, primitives):
     """Every entry of every parameter, and the input, with dropout on (the same mask each call)."""
