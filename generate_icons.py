@@ -18,13 +18,12 @@ from PIL import Image
 
 from minimodel.data import PARTS, SIZE, fingerprint
 from minimodel.files import (
-    MANIFEST_BYTES,
     LabError,
     Outputs,
     check_writable,
     figure_writer,
     pyplot,
-    read_json,
+    read_manifest,
     run_cli,
 )
 from minimodel.grammar.verbs import PERSONS, TENSES, VERBS, class_id
@@ -334,9 +333,7 @@ def main(argv=None):
             check_writable(folder)
         except LabError as e:
             ap.error(str(e))
-    manifest = Path(args.manifest)
-    if manifest.exists() or manifest.is_symlink():  # check it now, before the rendering
-        read_json(manifest, MANIFEST_BYTES, "fix or delete it")
+    read_manifest(args.manifest)  # a bad one stops us now, not after the rendering
     fp = generate(args.out, args.n, args.seed, manifest=args.manifest)
     print(f"wrote {args.n} icons to {Path(args.out) / 'icons'}, labels.json, splits.json and "
           f"icons_sample.png")

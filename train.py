@@ -24,14 +24,13 @@ import numpy as np
 from minimodel import diagnostics
 from minimodel.data import SPLITS, load_dataset
 from minimodel.files import (
-    MANIFEST_BYTES,
     LabError,
     Outputs,
     check_writable,
     figure_writer,
     printable,
     pyplot,
-    read_json,
+    read_manifest,
     run_cli,
 )
 from minimodel.grammar.tasks import FACTORS, HEADS, TASKS, Task, run_name
@@ -237,9 +236,7 @@ def parse_args(argv):
         check_writable(args.out)  # now, not after the training
     except LabError as e:
         ap.error(f"--out {e}")
-    manifest = Path(args.out) / "manifest.json"
-    if manifest.exists() or manifest.is_symlink():  # a manifest we could not add to: say so now
-        read_json(manifest, MANIFEST_BYTES, "fix or delete it")
+    read_manifest(Path(args.out) / "manifest.json")  # a bad one stops us now, not after training
     return args
 
 

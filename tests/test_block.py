@@ -21,7 +21,7 @@ from minimodel.transformer.layers import (
 )
 
 BOTH = pytest.mark.parametrize("primitives", ["reference", "tuned"])
-# the tuned primitives equal the reference ones (test_layers.py): their gradient checks are slow-tier
+# tuned primitives equal the reference ones (test_layers.py): their gradient checks are slow-tier
 CHECKED = pytest.mark.parametrize("primitives", [
     "reference", pytest.param("tuned", marks=pytest.mark.slow)])
 

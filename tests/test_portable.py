@@ -71,10 +71,10 @@ def test_one_core_or_two_gives_bit_identical_weights(data_300, tmp_path):
     """Pinned to one core, DataParallel runs its two shards one after the other: same weights."""
 
     def weights(out, cores):
-        code = (f"import os, train; os.sched_setaffinity(0, {cores}); "
-                f"train.main(['--data', {str(data_300)!r}, '--out', {str(out)!r}, '--epochs', '1'])")
-        cmd = [sys.executable, "-c", code]
-        done = subprocess.run(cmd, cwd=LAB, capture_output=True, text=True, timeout=300, check=False)
+        code = (f"import os, train; os.sched_setaffinity(0, {cores}); train.main(['--data', "
+                f"{str(data_300)!r}, '--out', {str(out)!r}, '--epochs', '1'])")
+        done = subprocess.run([sys.executable, "-c", code], cwd=LAB, capture_output=True,
+                              text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stderr
         model, _ = TinyViT.load(out / "checkpoint.npz")
         return model.flat_params

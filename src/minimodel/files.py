@@ -115,6 +115,18 @@ def save_figure(fig, path, dpi=100):
 MANIFEST_BYTES = 64 * 1024 * 1024
 
 
+def read_manifest(path):
+    """The JSON object in manifest file `path` ({} if there is none): what a run adds its entry
+    to. Scripts call it before their long work, so a bad manifest stops them at once."""
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        return {}
+    manifest = read_json(path, MANIFEST_BYTES, "fix or delete it")
+    if not isinstance(manifest, dict):
+        raise LabError(f"{printable(path)}: expected a JSON object; fix or delete it")
+    return manifest
+
+
 class Outputs:
     """Everything one run writes, staged and checked first, then put in place at one point.
 
@@ -176,9 +188,7 @@ class Outputs:
         one manifest at once both keep their entries."""
         path = Path(path)
         self.locks.append(lock(path))
-        manifest = {}
-        if path.exists() or path.is_symlink():
-            manifest = read_json(path, MANIFEST_BYTES, "fix or delete it")
+        manifest = read_manifest(path)
         node = manifest
         for key in keys[:-1]:
             if not isinstance(node, dict):

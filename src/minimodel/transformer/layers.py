@@ -61,7 +61,8 @@ def gelu_forward(x):
 
 
 def gelu_backward(dout, cache):
-    """dy/dx = ½·(1 + t) + ½·x·(1 − t²)·du/dx, where t = tanh(u), du/dx = √(2/π)·(1 + 3·0.044715·x²)."""
+    """dy/dx = ½·(1 + t) + ½·x·(1 − t²)·du/dx,
+    where t = tanh(u) and du/dx = √(2/π)·(1 + 3·0.044715·x²)."""
     x, t = cache
     du_dx = GELU_C * (1 + 3 * GELU_A * x**2)
     return dout * (0.5 * (1 + t) + 0.5 * x * (1 - t**2) * du_dx)
