@@ -1,4 +1,5 @@
-"""Datasets rendered once per test session and shared by every test that only reads them."""
+"""What the tests share: datasets and training runs made once per test session (a test copies
+one before changing it), and the checks of a refused run."""
 
 import hashlib
 import json
@@ -31,6 +32,20 @@ def data_300(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def data_60(data_300, tmp_path_factory):
+    """The first 60 of those icons (four verbs in every tense and person) with splits drawn for
+    them: a dataset every script accepts, a fifth of the files to copy and to read."""
+    out = tmp_path_factory.mktemp("data60")
+    (out / "icons").mkdir()
+    labels = json.loads((data_300 / "labels.json").read_text())[:60]
+    for lab in labels:
+        shutil.copyfile(data_300 / "icons" / lab["filename"], out / "icons" / lab["filename"])
+    for name, content in (("labels.json", labels), ("splits.json", gi.draw_splits(labels))):
+        (out / name).write_text(json.dumps(content, indent=2) + "\n")
+    return out
+
+
+@pytest.fixture(scope="session")
 def data_1000(tmp_path_factory):
     """The default 1000 icons, rendered anew (not the committed ones)."""
     out = tmp_path_factory.mktemp("data1000")
@@ -38,21 +53,59 @@ def data_1000(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def trained(data_300, tmp_path_factory):
+    """trained(*options) -> the folder (checkpoint, manifest, plots) of
+    `train.py --data <data_300> --epochs 1 *options`, trained once per session whichever tests
+    ask for it. Read it as it is; copy it (shutil.copytree) before changing anything in it."""
+    runs = {}
+
+    def run(*options):
+        options = tuple(map(str, options))
+        if options not in runs:
+            out = tmp_path_factory.mktemp("run")
+            train.main(["--data", str(data_300), "--out", str(out), "--epochs", "1", *options])
+            runs[options] = out
+        return runs[options]
+
+    return run
+
+
+# every task, head and split, trained by `trained(*smoke_options(...))`: test_stretch smoke-runs
+# them, test_diagnostics reads their diagnostics
+SMOKE_RUNS = [  # (task, head, split, the run's name in the manifest)
+    ("tense_person", "flat", "stratified", "tense_person"),
+    ("full", "flat", "stratified", "full"),
+    ("full", "factorised", "stratified", "full_factorised"),
+    ("full", "factorised", "combos", "full_factorised_combos"),
+]
+
+
+def smoke_options(task, head, split):
+    return "--task", task, "--head", head, "--split", split, "--shift", 1
+
+
 @pytest.fixture
-def data(data_300, tmp_path):
-    """A fresh copy of a good 300-icon dataset, to break."""
-    shutil.copytree(data_300, tmp_path / "data")
+def data(data_60, tmp_path):
+    """A fresh copy of a small good dataset, to break."""
+    shutil.copytree(data_60, tmp_path / "data")
     return tmp_path / "data"
 
 
-@pytest.fixture
-def previous(tmp_path):
-    """An output folder holding an earlier run's checkpoint and manifest, to keep intact."""
-    out = tmp_path / "out"
-    out.mkdir()
+@pytest.fixture(scope="session")
+def earlier_run(tmp_path_factory):
+    """An earlier run's checkpoint and manifest, made once per session."""
+    out = tmp_path_factory.mktemp("earlier")
     TinyViT(ViTConfig()).save(out / "checkpoint.npz", meta={"task": "tense", "run": "tense"})
     (out / "manifest.json").write_text('{"runs": {"tense": {"test_accuracy": 0.5}}}\n')
     return out
+
+
+@pytest.fixture
+def previous(earlier_run, tmp_path):
+    """An output folder holding an earlier run's checkpoint and manifest, to keep intact."""
+    shutil.copytree(earlier_run, tmp_path / "out")
+    return tmp_path / "out"
 
 
 def snapshot(folder):

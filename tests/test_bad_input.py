@@ -355,6 +355,6 @@ def test_generate_interrupted_while_rendering_keeps_the_old_dataset(data, monkey
     original = Image.Image.save
     monkeypatch.setattr(Image.Image, "save", save_some_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        gi.generate(data, n=1000, seed=5)
+        gi.generate(data, n=300, seed=5)
     assert (snapshot(data / "icons"), (data / "labels.json").read_bytes()) == before
     assert sorted(p.name for p in data.iterdir()) == names  # no staging left

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import SMOKE_RUNS, smoke_options
 
 from minimodel import diagnostics
 from minimodel.parallel import DataParallel
@@ -55,13 +56,9 @@ def test_logit_means_list_small_heads_and_summarise_large_ones():
 
 
 @pytest.mark.slow
-def test_every_task_records_its_diagnostics(data_300, tmp_path):
-    import train
-
-    for task, head in (("tense", "flat"), ("full", "flat"), ("full", "factorised")):
-        out = tmp_path / f"{task}_{head}"
-        train.main(["--data", str(data_300), "--out", str(out), "--epochs", "1", "--task", task,
-                    "--head", head])
+def test_every_task_records_its_diagnostics(trained):
+    for options in [()] + [smoke_options(*run[:3]) for run in SMOKE_RUNS]:
+        out = trained(*options)
         (entry,) = json.loads((out / "manifest.json").read_text())["runs"].values()
         for epoch in entry["per_epoch"]:
             assert set(epoch["grad_norm"]) == set(epoch["update_ratio"]) == {

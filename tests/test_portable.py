@@ -1,7 +1,9 @@
 """The lab on a learner's laptop: no Linux-only call without a fallback, any BLAS, any core
 count, and the same weights whatever the core count."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,16 +30,17 @@ def test_cpu_count_without_process_cpu_count_or_affinity(monkeypatch):
 
 
 @pytest.mark.slow
-def test_training_leaves_the_blas_threads_as_it_found_them(data_300, tmp_path):
+def test_training_leaves_the_blas_threads_as_it_found_them(data_60, tmp_path):
     before = blas_threads_now()
-    train.main(["--data", str(data_300), "--out", str(tmp_path), "--epochs", "1"])
+    train.main(["--data", str(data_60), "--out", str(tmp_path), "--epochs", "1"])
     assert blas_threads_now() == before
 
 
 @pytest.mark.slow
-def test_macos_or_windows_without_affinity_or_a_known_blas(data_300, tmp_path):
-    """A Python without os.sched_getaffinity, and a BLAS threadpoolctl cannot see: train a step
-    and evaluate, as real scripts in a new process (sitecustomize.py removes both)."""
+def test_macos_or_windows_without_affinity_or_a_known_blas(data_60, data_300, trained,
+                                                          tmp_path):
+    """A Python without os.sched_getaffinity, and a BLAS threadpoolctl cannot see: train.py and
+    eval.py as real scripts in new processes (sitecustomize.py removes both), side by side."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(
@@ -54,30 +57,34 @@ def test_macos_or_windows_without_affinity_or_a_known_blas(data_300, tmp_path):
         "threadpoolctl.threadpool_limits = NoLimits\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get(
         "PYTHONPATH", "")])}
-    out = tmp_path / "x"
-    for script, *args in (["train.py", "--data", data_300, "--out", out, "--epochs", "1"],
-                          ["eval.py", "--data", data_300, "--checkpoint", out / "checkpoint.npz"]):
-        done = subprocess.run([sys.executable, LAB / script, *map(str, args)], cwd=LAB, env=env,
-                              capture_output=True, text=True, timeout=300, check=False)
-        assert done.returncode == 0, done.stderr
+    out, run = tmp_path / "x", shutil.copytree(trained(), tmp_path / "run")
+    scripts = [subprocess.Popen([sys.executable, LAB / script, *map(str, args)], cwd=LAB, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for script, *args in (
+                   ["train.py", "--data", data_60, "--out", out, "--epochs", "1"],
+                   ["eval.py", "--data", data_300, "--checkpoint", run / "checkpoint.npz"])]
+    for script in scripts:
+        _, err = script.communicate(timeout=300)
+        assert script.returncode == 0, err
     assert '"threads": null' in (out / "manifest.json").read_text()  # no BLAS it knows
+    assert '"eval"' in (run / "manifest.json").read_text()
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no affinity on this OS")
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity")
                     else True, reason="needs two cores")
 @pytest.mark.slow
-def test_one_core_or_two_gives_bit_identical_weights(data_300, tmp_path):
-    """Pinned to one core, DataParallel runs its two shards one after the other: same weights."""
-
-    def weights(out, cores):
-        code = (f"import os, train; os.sched_setaffinity(0, {cores}); train.main(['--data', "
-                f"{str(data_300)!r}, '--out', {str(out)!r}, '--epochs', '1'])")
-        done = subprocess.run([sys.executable, "-c", code], cwd=LAB, capture_output=True,
-                              text=True, timeout=300, check=False)
-        assert done.returncode == 0, done.stderr
-        model, _ = TinyViT.load(out / "checkpoint.npz")
-        return model.flat_params
-
-    one, two = weights(tmp_path / "one", {0}), weights(tmp_path / "two", {0, 1})
-    assert np.array_equal(one, two)
+def test_one_core_or_two_gives_bit_identical_weights(data_300, trained, tmp_path):
+    """Pinned to one core, DataParallel runs its two shards one after the other: the same
+    weights as the run on two (trained in this process, which has both)."""
+    code = (f"import os, train; os.sched_setaffinity(0, {{0}}); train.main(['--data', "
+            f"{str(data_300)!r}, '--out', {str(tmp_path)!r}, '--epochs', '1'])")
+    done = subprocess.run([sys.executable, "-c", code], cwd=LAB, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    cores = [json.loads((out / "manifest.json").read_text())["runs"]["tense"]["environment"]
+             ["cores"] for out in (tmp_path, trained())]
+    assert cores[0] == 1 and cores[1] >= 2
+    one, _ = TinyViT.load(tmp_path / "checkpoint.npz")
+    two, _ = TinyViT.load(trained() / "checkpoint.npz")
+    assert np.array_equal(one.flat_params, two.flat_params)

@@ -1,10 +1,12 @@
 """Beyond the tense task: the factorised head, unseen verb forms, and every run end to end."""
 
 import json
+import shutil
 from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import SMOKE_RUNS, smoke_options
 from gradcheck import TOL, numerical_grad, rel_error
 
 import eval as eval_script
@@ -82,22 +84,16 @@ def test_combo_split_holds_whole_combinations_out():
     assert gi.combo_split(LABELS, seed=1)["test"] != te
 
 
-@pytest.mark.parametrize("task, head, split, run", [
-    ("tense_person", "flat", "stratified", "tense_person"),
-    ("full", "flat", "stratified", "full"),
-    ("full", "factorised", "stratified", "full_factorised"),
-    ("full", "factorised", "combos", "full_factorised_combos"),
-])
+@pytest.mark.parametrize("task, head, split, name", SMOKE_RUNS)
 @pytest.mark.slow
-def test_smoke_runs_of_each_task_and_head(data_300, tmp_path, task, head, split, run):
-    train.main(["--data", str(data_300), "--out", str(tmp_path), "--epochs", "1",
-                "--task", task, "--head", head, "--split", split, "--shift", "1"])
-    acc, cm = eval_script.evaluate(tmp_path / "checkpoint.npz", data_300)
-    entry = json.loads((tmp_path / "manifest.json").read_text())["runs"][run]
+def test_smoke_runs_of_each_task_and_head(trained, data_300, tmp_path, task, head, split, name):
+    run = shutil.copytree(trained(*smoke_options(task, head, split)), tmp_path / "run")
+    acc, cm = eval_script.evaluate(run / "checkpoint.npz", data_300)  # adds to the manifest
+    entry = json.loads((run / "manifest.json").read_text())["runs"][name]
     assert (entry["task"], entry["head"], entry["split"]) == (task, head, split)
     assert entry["eval"]["test_accuracy"] == acc and cm.sum() == entry["split_sizes"]["test"]
     assert entry["recipe"]["shift"] == 1
-    assert (tmp_path / "cls_attention.png").exists()
+    assert (run / "cls_attention.png").exists()
 
 
 def test_shift_moves_images_within_bounds():
