@@ -128,7 +128,7 @@ def test_block_refuses_bad_heads_and_primitives():
         TransformerBlock(8, 2, 16, primitives="fast")
 
 
-@BOTH
+@CHECKED
 @pytest.mark.parametrize("causal", [False, True])
 def test_block_n_queries_updates_only_the_first_tokens(causal, primitives):
     """n_queries=2: the first two rows of the full output, and every gradient still checked."""
