@@ -7,6 +7,10 @@
 Trains on the split's training icons, follows the validation icons every epoch, and scores the
 test icons once, at the end. Writes, under --out: checkpoint.npz (not committed), loss.png,
 accuracy.png, diagnostics.png, and this run's entry in manifest.json.
+
+Where: the default run (the spec's recipe on the lab's data) reproduces the lab's committed
+results at its top level; any other run goes to runs/<run>/ (never committed), unless --out says
+otherwise.
 """
 
 import argparse
@@ -14,6 +18,7 @@ import functools
 import math
 import platform
 import subprocess
+import sys
 import time
 import warnings
 from dataclasses import asdict
@@ -22,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from minimodel import diagnostics
-from minimodel.data import SPLITS, load_dataset
+from minimodel.data import SPLITS, data_folder, load_dataset
 from minimodel.files import (
     LabError,
     Outputs,
@@ -32,12 +37,14 @@ from minimodel.files import (
     pyplot,
     read_manifest,
     run_cli,
+    training_code,
 )
 from minimodel.grammar.tasks import FACTORS, HEADS, TASKS, Task, run_name
 from minimodel.parallel import DataParallel, blas_info, cpu_count
-from vit import SGD, TinyViT, ViTConfig, cross_entropy, to_inputs
+from vit import SGD, AdamW, TinyViT, ViTConfig, cross_entropy, to_inputs
 
 LAB = Path(__file__).resolve().parent
+DATA = LAB / "data"
 
 # --- defaults: the spec's recipe (Block D) ------------------------------------------------------
 EPOCHS = 20
@@ -47,9 +54,16 @@ MOMENTUM = 0.9
 SEED = 0
 
 
-def cosine_lr(step, total, lr):
-    """From lr at step 0 down towards 0 at the last step, along half a cosine."""
-    return lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
+OPTIMIZERS = {"sgd": lambda model, wd: SGD(model, MOMENTUM, wd),
+              "adamw": lambda model, wd: AdamW(model, weight_decay=wd)}
+
+
+def cosine_lr(step, total, lr, warmup=0):
+    """Linear warm-up from lr/warmup to lr over the first `warmup` steps, then from lr down
+    towards 0 at the last step, along half a cosine."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    return lr * 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / (total - warmup)))
 
 
 def shift(x, max_shift, rng):
@@ -78,16 +92,19 @@ def check_finite(model, loss, where, lr):
 
 
 def train(model, task, x_train, y_train, x_val, y_val, epochs, batch_size, lr, seed,
-          max_shift=0, log=print):
-    """SGD with momentum and a per-step cosine schedule. y are task.targets. Returns the
-    history, one dict an epoch, with the diagnostics of its last step and of the validation
-    icons."""
-    opt = SGD(model, MOMENTUM)
-    loss_fn = functools.partial(cross_entropy, groups=task.groups)
+          max_shift=0, log=print, optimizer="sgd", weight_decay=0.0, label_smoothing=0.0,
+          warmup=0):
+    """Minibatch training with a per-step schedule (warm-up, then cosine). y are task.targets;
+    x_val is None when there are no validation icons. Returns the history, one dict an epoch,
+    with its diagnostics: gradient norms averaged over the epoch's steps, how far each part
+    moved in the epoch, attention entropy and logits of the last evaluation."""
+    opt = OPTIMIZERS[optimizer](model, weight_decay)
+    loss_fn = functools.partial(cross_entropy, groups=task.groups, smoothing=label_smoothing)
     rng = np.random.default_rng([seed, 1])  # shuffling and shifts; the model's rng draws dropout
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     total, step, t0 = epochs * steps_per_epoch, 0, time.perf_counter()
-    c_train, c_val = task.classes(y_train), task.classes(y_val)
+    c_train = task.classes(y_train)
+    parts = diagnostics.parts(model)
     history = []
     # each batch as two half-batches on two cores; warnings: NumPy's overflow warnings would only
     # announce what check_finite reports in one line
@@ -95,31 +112,37 @@ def train(model, task, x_train, y_train, x_val, y_val, epochs, batch_size, lr, s
         warnings.simplefilter("ignore", RuntimeWarning)
         for epoch in range(1, epochs + 1):
             perm = rng.permutation(len(x_train))
-            losses, correct = [], 0
+            losses, correct, norms = [], 0, []
+            start = model.flat_params.copy()
             for i in range(0, len(perm), batch_size):
                 idx = perm[i:i + batch_size]
                 xb = shift(x_train[idx], max_shift, rng)
                 loss, logits = parallel.train_step(xb, y_train[idx])  # fills the gradients
                 check_finite(model, loss, f"epoch {epoch}, step {step + 1}", lr)
-                step_lr = cosine_lr(step, total, lr)
-                opt.step(step_lr)
+                norms.append(diagnostics.gradient_norms(model, parts))
+                opt.step(cosine_lr(step, total, lr, warmup * steps_per_epoch))
                 losses.append(loss)
                 correct += int((task.decode(logits) == c_train[idx]).sum())
                 step += 1
-            val_logits = parallel.forward(x_val)
-            val_acc = float((task.decode(val_logits) == c_val).mean())
+            val_acc = val_logits = None
+            if x_val is not None:
+                val_logits = parallel.forward(x_val)
+                val_acc = float((task.decode(val_logits) == task.classes(y_val)).mean())
             elapsed = time.perf_counter() - t0
             history.append({
                 "epoch": epoch, "train_loss": float(np.mean(losses)), "step_losses": losses,
                 "train_accuracy": correct / len(x_train), "val_accuracy": val_acc,
                 "seconds": elapsed,
-                "grad_norm": diagnostics.gradient_norms(model),  # of the epoch's last step
-                "update_ratio": diagnostics.update_ratios(model, opt.v, step_lr),
-                "attention_entropy": diagnostics.block_entropies(model),  # last val chunk
-                "val_logit_mean": diagnostics.logit_means(val_logits),
+                "grad_norm": {name: float(np.mean([n[name] for n in norms])) for name in norms[0]},
+                "update_ratio": diagnostics.update_ratios(model, start, parts),
+                # of the last forward pass: the last validation chunk (or training shard)
+                "attention_entropy": diagnostics.block_entropies(model),
+                "val_logit_mean": None if val_logits is None else
+                diagnostics.logit_means(val_logits),
             })
+            shown = "   —  " if val_acc is None else f"{val_acc:6.1%}"
             log(f"epoch {epoch:2d}/{epochs}  loss {history[-1]['train_loss']:.4f}  "
-                f"train acc {correct / len(x_train):6.1%}  val acc {val_acc:6.1%}  "
+                f"train acc {correct / len(x_train):6.1%}  val acc {shown}  "
                 f"{elapsed:5.1f}s elapsed, ~{elapsed / epoch * (epochs - epoch):4.1f}s left")
     return history
 
@@ -151,7 +174,8 @@ def figures(history, title, n_classes, test_accuracy, n_tokens):
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(epochs, [100 * h["train_accuracy"] for h in history], "o-",
             label="train (running, dropout on)")
-    ax.plot(epochs, [100 * h["val_accuracy"] for h in history], "s-", label="validation")
+    if history[0]["val_accuracy"] is not None:  # (none when they are trained on)
+        ax.plot(epochs, [100 * h["val_accuracy"] for h in history], "s-", label="validation")
     if test_accuracy is not None:
         ax.plot(epochs[-1], 100 * test_accuracy, "*", ms=12, color="tab:red",
                 label="test, scored once at the end")
@@ -186,7 +210,7 @@ def environment():
             "pillow": PIL.__version__, "matplotlib": matplotlib.__version__,
             "blas": blas_info(), "cpu": models[0] if models else platform.processor(),
             "cores": cpu_count(),
-            "git_commit": git("rev-parse", "HEAD"),
+            "git_commit": git("rev-parse", "HEAD"), "training_code": training_code(LAB),
             "code_changed_since_commit": None if changed is None else bool(changed)}
 
 
@@ -209,16 +233,38 @@ def parse_args(argv):
     ap.add_argument("--epochs", type=int, default=EPOCHS, help=f"(default: {EPOCHS})")
     ap.add_argument("--lr", type=float, default=LR, help=f"peak learning rate (default: {LR})")
     ap.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"(default: {BATCH_SIZE})")
+    ap.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd",
+                    help="sgd: momentum 0.9 (default); adamw: Adam, betas 0.9 and 0.999")
+    ap.add_argument("--weight-decay", type=float, default=0.0, metavar="λ",
+                    help="decoupled weight decay p -= lr·λ·p, on the weight matrices only "
+                    "(default: 0)")
+    ap.add_argument("--label-smoothing", type=float, default=0.0, metavar="ε",
+                    help="train towards (1 − ε)·onehot + ε/K instead of onehot (default: 0)")
+    ap.add_argument("--warmup", type=int, default=0, metavar="EPOCHS",
+                    help="raise the LR linearly over this many epochs before the cosine "
+                    "(default: 0)")
     ap.add_argument("--shift", type=int, default=0, metavar="PIXELS",
                     help="augmentation: move each training icon by up to this many pixels "
                     "(default: 0, none)")
     ap.add_argument("--seed", type=int, default=SEED, help="init, dropout and shuffling seed")
-    ap.add_argument("--data", default="data", help="folder made by generate_icons.py")
+    ap.add_argument("--train-on", choices=("train", "train+val"), default="train",
+                    help="train: the split's training icons, validated every epoch (default); "
+                    "train+val: the validation icons too, for a final model whose recipe was "
+                    "chosen on them (no validation curve then)")
+    ap.add_argument("--data", help=f"folder made by generate_icons.py (default: {DATA})")
     ap.add_argument("--no-test", action="store_true", help="train and validate only, without "
                     "scoring the test icons: for choosing a recipe (sweep.py --select)")
-    ap.add_argument("--out", default=str(LAB), help="where the checkpoint, plots and "
-                    "manifest.json go (default: the lab's top level)")
+    ap.add_argument("--out", help="where the checkpoint, plots and manifest.json go (default: "
+                    "the lab's top level for the default run, which reproduces the committed "
+                    "results; runs/<run>/ for any other)")
     args = ap.parse_args(argv)
+    args.command = list(sys.argv[1:] if argv is None else argv)
+    args.data = data_folder(args.data, DATA)  # a LabError: one line, no usage
+    if args.out is None:
+        changed = [k for k, v in vars(args).items() if k not in ("data", "out", "command")
+                   and v != ap.get_default(k)] + (["data"] if args.data != DATA else [])
+        args.out = LAB if not changed else \
+            LAB / "runs" / run_name(Task(args.task, args.head), args.split)
     for name in ("epochs", "batch_size", "lr"):
         if not getattr(args, name) > 0:  # (also refuses nan)
             ap.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
@@ -232,6 +278,12 @@ def parse_args(argv):
         ap.error(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
     if not 0 <= args.shift <= 8:
         ap.error(f"--shift must be between 0 and 8 pixels, got {args.shift}")
+    for name in ("weight_decay", "label_smoothing"):
+        if not 0 <= getattr(args, name) < 1:  # (also refuses nan)
+            ap.error(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
+    if not 0 <= args.warmup < args.epochs:
+        ap.error(f"--warmup must be between 0 and --epochs - 1 ({args.epochs - 1}), got "
+                 f"{args.warmup}")
     try:
         check_writable(args.out)  # now, not after the training
     except LabError as e:
@@ -251,6 +303,12 @@ def check_coverage(dataset, task, train_idx, data):
                            f"dataset with `uv run python generate_icons.py`")
 
 
+def shown(path):
+    """A path as a reader would type it: relative to the lab's top level when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(LAB)) if path.is_relative_to(LAB) and path != LAB else str(path)
+
+
 def rounded(value):
     """Floats to 4 significant digits, inside lists and dicts too: a manifest people can read."""
     if isinstance(value, float):
@@ -265,6 +323,8 @@ def run(args, log=print):
     task = Task(args.task, args.head)
     y = task.targets(dataset)
     idx = dataset.split(args.split)  # {"train", "val", "test"} -> indices, from splits.json
+    if args.train_on == "train+val":  # a final model: the recipe was chosen on these icons
+        idx["train"], idx["val"] = np.concatenate([idx["train"], idx["val"]]), idx["val"][:0]
     check_coverage(dataset, task, idx["train"], args.data)
     x = {part: to_inputs(dataset.images[i]) for part, i in idx.items()}
     cfg = ViTConfig(n_classes=task.n_outputs)
@@ -275,8 +335,10 @@ def run(args, log=print):
         f"outputs), {sizes['train']} train / {sizes['val']} validation / {sizes['test']} test "
         f"icons ({args.split} split), {model.n_params():,} parameters")
     t0 = time.perf_counter()
-    history = train(model, task, x["train"], y[idx["train"]], x["val"], y[idx["val"]],
-                    args.epochs, args.batch_size, args.lr, args.seed, args.shift, log)
+    x_val = x["val"] if len(idx["val"]) else None
+    history = train(model, task, x["train"], y[idx["train"]], x_val, y[idx["val"]],
+                    args.epochs, args.batch_size, args.lr, args.seed, args.shift, log,
+                    args.optimizer, args.weight_decay, args.label_smoothing, args.warmup)
     seconds = time.perf_counter() - t0
     test_acc = None
     if not args.no_test:
@@ -285,12 +347,15 @@ def run(args, log=print):
         test_acc = float((test_pred == task.classes(y[idx["test"]])).mean())
     final = history[-1]
     record = {
-        "task": args.task, "head": args.head, "split": args.split,
+        "task": args.task, "head": args.head, "split": args.split, "command": args.command,
         "n_classes": len(task.class_names), "config": asdict(cfg),
         "recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                   "schedule": "cosine, per step", "optimizer": "SGD", "momentum": MOMENTUM,
-                   "shift": args.shift, "seed": args.seed},
-        "dataset": {"folder": args.data, "fingerprint": dataset.fingerprint,
+                   "schedule": "cosine, per step", "warmup_epochs": args.warmup,
+                   "optimizer": args.optimizer,
+                   "momentum": MOMENTUM if args.optimizer == "sgd" else None,
+                   "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing,
+                   "shift": args.shift, "seed": args.seed, "train_on": args.train_on},
+        "dataset": {"folder": shown(args.data), "fingerprint": dataset.fingerprint,
                     "n_icons": len(dataset.labels)},
         "split_sizes": sizes,
         "parameters": model.n_params(),
@@ -313,10 +378,14 @@ def run(args, log=print):
         outputs.file(out / "checkpoint.npz", lambda f: model.write(f, meta))
         for filename, fig in plots.items():
             outputs.file(out / filename, figure_writer(fig))
-    tested = "not scored" if test_acc is None else f"{test_acc:.1%}"
-    log(f"validation accuracy {final['val_accuracy']:.1%}, test accuracy {tested} after "
-        f"{args.epochs} epochs, {seconds:.1f}s of training; wrote {printable(out)}"
-        f"/checkpoint.npz, loss.png, accuracy.png, diagnostics.png, manifest.json")
+    val = final["val_accuracy"]
+    log(f"validation accuracy {'—' if val is None else f'{val:.1%}'}, test accuracy "
+        f"{'not scored' if test_acc is None else f'{test_acc:.1%}'} after {args.epochs} "
+        f"epoch{'s' * (args.epochs != 1)}, {seconds:.1f}s of training")
+    log(f"wrote checkpoint.npz, loss.png, accuracy.png, diagnostics.png and manifest.json to "
+        f"{printable(shown(out))}/" + ("" if out == LAB else
+                                       f"; score it with `uv run python eval.py --checkpoint "
+                                       f"{printable(shown(out / 'checkpoint.npz'))}`"))
     return history
 
 

@@ -37,7 +37,9 @@ def edit_labels(data, change):
 
 
 def test_missing_or_empty_data_folder(cli, tmp_path, previous):
-    refused(cli, tmp_path / "nowhere", previous, "no such data folder", "generate_icons.py")
+    err = refused(cli, tmp_path / "nowhere", previous, "nowhere: no such folder", "--data",
+                  "the lab's own")  # a typo is named, and the default with it
+    assert "regenerate" not in err
     (tmp_path / "empty").mkdir()
     refused(cli, tmp_path / "empty", previous, "labels.json: missing", "generate_icons.py")
 

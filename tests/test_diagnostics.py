@@ -26,7 +26,9 @@ def test_gradient_norms_are_those_of_the_step():
         assert norms[f"block {i}"] == pytest.approx(by_hand, rel=1e-5)
     head = [model.grads[k].ravel() for k in ("ln_gain", "ln_bias", "W_head", "b_head")]
     assert norms["head"] == pytest.approx(np.linalg.norm(np.concatenate(head)), rel=1e-5)
-    ratios = diagnostics.update_ratios(model, model.flat_grads, 0.1)
+    before = model.flat_params.copy()
+    model.flat_params -= 0.1 * model.flat_grads  # one plain gradient step
+    ratios = diagnostics.update_ratios(model, before)
     emb = [model.params[k].ravel() for k in ("W_patch", "b_patch", "cls", "pos")]
     assert ratios["embedding"] == pytest.approx(
         0.1 * norms["embedding"] / np.linalg.norm(np.concatenate(emb)), rel=1e-5)

@@ -146,6 +146,17 @@ def read_splits(data, labels):
     return splits
 
 
+def data_folder(given, default):
+    """The --data folder: `default` (the lab's own data/) when none is given, else `given`,
+    which must exist; a typo is named as one, with the default, and not blamed on the dataset."""
+    if given is None:
+        return Path(default)
+    if not Path(given).is_dir():
+        raise LabError(f"{given}: no such folder; leave out --data for the lab's own "
+                       f"({default}), or give a folder made by `generate_icons.py --out`")
+    return Path(given)
+
+
 def load_dataset(data="data"):
     """Read data/labels.json, splits.json and every icon, validating all three -> Dataset.
     (A commit of generate_icons.py that a crash interrupted is finished first.)"""

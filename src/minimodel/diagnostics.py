@@ -2,8 +2,8 @@
 
 - gradient norm of each part of the model (embedding, each block, head): a part whose gradient
   is zero has stopped learning, or stopped passing the signal on;
-- update-to-weight ratio, ‖lr·v‖ / ‖w‖ for each part: around 1e-3 is healthy, 1e-1 and up means
-  the learning rate is too high, 1e-6 and down that the part is frozen;
+- how far each part moved in an epoch, ‖Δw‖ / ‖w‖: around 1e-2 is healthy early on, near 1 means
+  the learning rate is too high, 1e-5 and down that the part is frozen (or the schedule is done);
 - attention entropy of each block, mean over heads, queries and icons (those of the model's last
   evaluation chunk of validation icons): ln T (ln 65 here) is uniform attention, lower means the
   block picks tokens out;
@@ -29,16 +29,19 @@ def parts(model):
     return [(name, slice(*spans[name])) for name in order]
 
 
-def gradient_norms(model):
-    """{part: ‖gradient‖} of the step whose gradients the model holds."""
-    return {name: float(np.linalg.norm(model.flat_grads[s])) for name, s in parts(model)}
+def gradient_norms(model, spans=None):
+    """{part: ‖gradient‖} of the step whose gradients the model holds (spans: parts(model))."""
+    return {name: float(np.linalg.norm(model.flat_grads[s]))
+            for name, s in spans or parts(model)}
 
 
-def update_ratios(model, velocity, lr):
-    """{part: ‖lr·v‖ / ‖w‖}: how far the last SGD step moved each part, relative to its size."""
-    return {name: float(lr * np.linalg.norm(velocity[s])
+def update_ratios(model, before, spans=None):
+    """{part: ‖w − w_before‖ / ‖w‖}: how far the part moved since `before` (a copy of
+    flat_params, e.g. from the start of the epoch), relative to its size. Whatever the
+    optimiser or schedule, this is what the steps did."""
+    return {name: float(np.linalg.norm(model.flat_params[s] - before[s])
                         / max(np.linalg.norm(model.flat_params[s]), 1e-12))
-            for name, s in parts(model)}
+            for name, s in spans or parts(model)}
 
 
 def attention_entropy(att):
@@ -64,8 +67,8 @@ def logit_means(logits, max_listed=30):
 
 
 def figure(history, title, n_tokens):
-    """diagnostics.png: gradient norms, update ratios and attention entropy per part over the
-    epochs, and train against validation accuracy with the gap shaded."""
+    """diagnostics.png: gradient norms, how far each part moved and attention entropy per part
+    over the epochs, and train against validation accuracy (the gap shaded where there is one)."""
     from matplotlib.ticker import MaxNLocator
 
     from minimodel.files import pyplot
@@ -74,8 +77,8 @@ def figure(history, title, n_tokens):
     epochs = [h["epoch"] for h in history]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     panels = [
-        (axes[0, 0], "grad_norm", "gradient norm (last step of the epoch)", True),
-        (axes[0, 1], "update_ratio", "update / weight, ‖lr·v‖ / ‖w‖", True),
+        (axes[0, 0], "grad_norm", "gradient norm (mean over the epoch's steps)", True),
+        (axes[0, 1], "update_ratio", "move in the epoch / weight, ‖Δw‖ / ‖w‖", True),
         (axes[1, 0], "attention_entropy", "attention entropy (nats)", False),
     ]
     names = list(history[0]["grad_norm"])  # embedding, block 0.., head: one colour each
@@ -100,18 +103,21 @@ def figure(history, title, n_tokens):
     ent.set_ylim(0, math.log(n_tokens) * 1.08)
     acc = axes[1, 1]
     train = np.array([100 * h["train_accuracy"] for h in history])
-    val = np.array([100 * h["val_accuracy"] for h in history])
     acc.plot(epochs, train, "o-", ms=2.5, label="train (running, dropout on)")
-    acc.plot(epochs, val, "s-", ms=2.5, label="validation")
-    acc.fill_between(epochs, val, train, where=train >= val, color="tab:red", alpha=0.2,
-                     label="train − validation: overfitting")
+    if history[0]["val_accuracy"] is not None:  # (none when validation icons are trained on)
+        val = np.array([100 * h["val_accuracy"] for h in history])
+        acc.plot(epochs, val, "s-", ms=2.5, label="validation")
+        gap = train - val > 0.5  # shaded, and named in the legend, only where there is a gap
+        if gap.any():
+            acc.fill_between(epochs, val, train, where=gap, color="tab:red", alpha=0.2,
+                             label="train above validation: overfitting")
     acc.set(xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 101))
     acc.grid(alpha=0.3)
     acc.legend(fontsize=7, loc="lower right")
     for ax in axes.flat:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].set_title("is the signal reaching every part?", fontsize=10)
-    axes[0, 1].set_title("how big is each step?", fontsize=10)
+    axes[0, 1].set_title("how far does each part move? (the schedule ends near 0)", fontsize=10)
     axes[1, 0].set_title("does attention pick tokens out?", fontsize=10)
     acc.set_title("is it learning, or memorising?", fontsize=10)
     fig.suptitle(f"{title}: diagnostics")

@@ -7,6 +7,7 @@ one commit point) and run under `run_cli`, so a mistake or an interrupt ends the
 on stderr and a non-zero status, never a traceback, and never with outputs half replaced.
 """
 
+import hashlib
 import io
 import json
 import os
@@ -86,6 +87,22 @@ def atomic_write(path, write):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# what computes a run's numbers: the model, its layers, the loss, optimisers, training loop,
+# data and tasks (plots and file handling are left out)
+TRAINING_CODE = ("train.py", "vit.py", "src/minimodel/transformer/*.py",
+                 "src/minimodel/parallel.py", "src/minimodel/data.py",
+                 "src/minimodel/grammar/*.py")
+
+
+def training_code(lab):
+    """SHA-256 (first 16 hex digits) over the files of TRAINING_CODE under the lab folder: two
+    runs with the same fingerprint and recipe were trained by the same code."""
+    h = hashlib.sha256()
+    for path in sorted(p for pattern in TRAINING_CODE for p in Path(lab).glob(pattern)):
+        h.update(path.relative_to(lab).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def pyplot():
