@@ -10,6 +10,12 @@ core against NumPy's two-thread DataParallel, in interleaved rounds; it reports 
 CPU, since the ratio depends on the machine.
 """
 
+try:  # the lab's packages live in the environment uv makes; without it, say so in one line
+    import minimodel  # noqa: F401
+except ModuleNotFoundError as missing:
+    raise SystemExit(f"error: {missing.name} is not installed for this Python; run the lab "
+                     f"through uv: `uv run python compare_torch.py`") from None
+
 import argparse
 import platform
 import time

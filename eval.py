@@ -2,23 +2,31 @@
 [CLS] token looks.
 
     uv run python eval.py        # the checkpoint that train.py writes by default, on its test icons
-    uv run python eval.py --checkpoint results/RUN/checkpoint.npz
-    uv run python generate_icons.py --out fresh --seed 7 --manifest fresh/manifest.json
+    uv run python eval.py --checkpoint runs/RUN/checkpoint.npz
+    uv run python generate_icons.py --out fresh --seed 1
     uv run python eval.py --data fresh --all     # every icon of a folder the model never saw
 
 By default it scores the test icons that train.py held out, read from the data folder's
 splits.json, and refuses a data folder other than the one the checkpoint was trained on. It writes
-confusion_matrix.png and cls_attention.png beside the checkpoint and adds the evaluation to that
-folder's manifest.json entry for the run. With --all it scores every icon of --data instead and
-records the result in the manifest (as "eval_all"), drawing no plots.
+confusion_matrix.png, mistakes.png and cls_attention.png beside the checkpoint and adds the
+evaluation to that folder's manifest.json entry for the run. With --all it scores every icon of
+--data instead and records the result (as "eval_all"), drawing no plots: beside the checkpoint,
+or in runs/<run>/ for the lab's own checkpoint, whose folder holds the committed results.
 """
 
+try:  # the lab's packages live in the environment uv makes; without it, say so in one line
+    import minimodel  # noqa: F401
+except ModuleNotFoundError as missing:
+    raise SystemExit(f"error: {missing.name} is not installed for this Python; run the lab "
+                     f"through uv: `uv run python eval.py`") from None
+
 import argparse
+import math
 from pathlib import Path
 
 import numpy as np
 
-from minimodel.data import SIZE, SPLITS, load_dataset
+from minimodel.data import SIZE, SPLITS, data_folder, load_dataset
 from minimodel.files import (
     LabError,
     Outputs,
@@ -29,11 +37,12 @@ from minimodel.files import (
     run_cli,
 )
 from minimodel.grammar.tasks import FACTORS, HEADS, TASKS, Task
-from minimodel.grammar.verbs import TENSES
+from minimodel.grammar.verbs import PERSONS, TENSES, VERBS
 from minimodel.parallel import DataParallel
 from vit import TinyViT, to_inputs
 
 LAB = Path(__file__).resolve().parent
+DATA = LAB / "data"
 
 
 def confusion(y_true, y_pred, n):
@@ -94,38 +103,102 @@ def cls_attention(model, image):
     return last[1:].reshape(n, n), rollout[0, 1:].reshape(n, n)
 
 
+def icon_title(lab):
+    """'buy · past_simple · 2sg, icon 1': the icon's verb form and its index among that form's
+    icons (the number at the end of its filename)."""
+    idx = lab["filename"].removesuffix(".png").rsplit("_", 1)[1]
+    return (f"{VERBS[lab['verb_id']]} · {TENSES[lab['tense_id']]} · "
+            f"{PERSONS[lab['person_id']]}, icon {idx}")
+
+
 def attention_figure(model, images, labels):
-    """One test icon per tense: the icon, then the two attention maps over it."""
+    """One test icon per tense: the icon, then where [CLS] looks in the last block and through
+    all blocks (rollout), each patch's attention drawn against uniform attention (1/65)."""
+    from matplotlib.colors import LogNorm
+
     plt = pyplot()
+
     def pick(t):  # a different verb and person on each row, where the test set has them
         ranked = sorted((lab["verb_id"] != 4 * t, lab["person_id"] != t % 3, i)
                         for i, lab in enumerate(labels) if lab["tense_id"] == t)
         return ranked[0][2]
 
     picks = [pick(t) for t in range(len(TENSES))]
-    fig, axes = plt.subplots(len(picks), 3, figsize=(7.2, 2.4 * len(picks)))
-    size = model.cfg.image_size
-    for row, i in zip(axes, picks):
-        last, rollout = cls_attention(model, to_inputs(images[i]))
+    uniform = 1 / (model.cfg.n_patches + 1)
+    maps = [cls_attention(model, to_inputs(images[i])) for i in picks]
+    # one colour scale for every map: × uniform, log, symmetric, and never narrower than ¼–4×,
+    # so that near-uniform attention looks near-white, not like sharp focus
+    reach = max(math.log(4), max(float(np.abs(np.log(m / uniform)).max())
+                                 for pair in maps for m in pair))
+    norm = LogNorm(vmin=math.exp(-reach), vmax=math.exp(reach))
+    fig, axes = plt.subplots(len(picks), 3, figsize=(8.4, 2.6 * len(picks)),
+                             layout="constrained")
+    for row, i, (last, rollout) in zip(axes, picks, maps):
         row[0].imshow(images[i], interpolation="nearest")
-        row[0].set_title(labels[i]["filename"].removesuffix(".png").replace("_", " ")
-                         .replace("verb ", "").replace(" tense ", "\n").replace(" person ", " · "),
-                         fontsize=8)
+        row[0].set_title(icon_title(labels[i]), fontsize=8)
         for ax, att, name in ((row[1], last, "last block"), (row[2], rollout, "rollout")):
-            ax.imshow(images[i], interpolation="nearest")
-            ax.imshow(att, cmap="inferno", alpha=0.65, interpolation="nearest",
-                      extent=(-0.5, size - 0.5, size - 0.5, -0.5))  # 8×8 patches over 32×32
-            ax.set_title(f"[CLS] attention: {name}", fontsize=8)
+            shown = ax.imshow(att / uniform, cmap="RdBu_r", norm=norm, interpolation="nearest")
+            ax.set_title(f"{name}: {att.min():.4f}–{att.max():.4f}\n"
+                         f"({att.min() / uniform:.2f}–{att.max() / uniform:.2f}× uniform)",
+                         fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    bar = fig.colorbar(shown, ax=axes, shrink=0.5, label="[CLS]'s attention to a patch, ÷ "
+                       "uniform (1/65): white = uniform, red = more, blue = less")
+    ticks = [t for t in (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8, 16) if abs(math.log(t)) <= reach]
+    bar.set_ticks(ticks, labels=[f"{t:g}×" for t in ticks])
+    bar.minorticks_off()
+    fig.suptitle("Where [CLS] looks, patch by patch (8×8 patches of 4×4 pixels), heads averaged\n"
+                 "last block: its attention weights; rollout: attention multiplied through the "
+                 "blocks, the residual\npath added (Abnar & Zuidema, 2020): which patches "
+                 "reach [CLS] at all.\nAttention shows where information can flow, not "
+                 "which pixels decide the answer.", fontsize=9)
+    return fig
+
+
+def mistakes_figure(images, labels, y_true, y_pred, task, max_shown=40):
+    """The icons the model got wrong (up to max_shown), enlarged, each with its true and
+    predicted class; for more than one factor, the wrong factors are named."""
+    plt = pyplot()
+    wrong = np.flatnonzero(y_true != y_pred)
+    shown = wrong[:max_shown]
+    cols = min(5, max(1, len(shown)))
+    rows = max(1, math.ceil(len(shown) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(max(2.6 * cols, 5.5), 2.9 * rows + 0.8),
+                             squeeze=False)
+    factors = TASKS[task.name]
     for ax in axes.flat:
         ax.axis("off")
-    fig.suptitle("Where [CLS] looks: bright patches get more attention\n"
-                 "(each map scaled to its own maximum)", fontsize=10)
+    for ax, i in zip(axes.flat, shown):
+        true, pred = (np.unravel_index(c, task.sizes) for c in (y_true[i], y_pred[i]))
+        words = [f"{f}: {FACTORS[f][t]} → {FACTORS[f][p]}" for f, t, p in zip(factors, true, pred)
+                 if t != p]
+        ax.imshow(images[i], interpolation="nearest")
+        ax.set_title(icon_title(labels[i]) .replace(", icon", "\nicon") + "\n" +
+                     "\n".join(words), fontsize=7.5)
+    what = (f"{len(wrong)} of {len(y_true)} test icons wrong" if len(wrong) else
+            f"no mistakes on the {len(y_true)} test icons")
+    more = f" (the first {max_shown} shown)" if len(wrong) > max_shown else ""
+    fig.suptitle(f"What the model gets wrong: {what}{more}\nabove each icon: its verb form, "
+                 f"then true → predicted for each wrong factor", fontsize=9)
     return fig
+
+
+def json_type(value):
+    """How JSON would name a value's type, for a message."""
+    return {list: "a list", dict: "an object", bool: "true or false", type(None): "null",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
 
 def load_checkpoint(checkpoint, task=None):
     """The model and its Task, checked against each other -> (model, meta, task)."""
     model, meta = TinyViT.load(checkpoint)
+    for key in ("task", "head", "split", "run", "dataset_fingerprint"):  # written by train.py
+        if key in meta and not isinstance(meta[key], str):
+            raise LabError(f"{printable(checkpoint)}: its metadata field {key!r} is "
+                           f"{printable(json_type(meta[key]))}, not a string; retrain it with "
+                           f"train.py")
     head, split_name = meta.get("head", "flat"), meta.get("split", "stratified")
     if meta.get("task") not in TASKS or head not in HEADS or split_name not in SPLITS:
         raise LabError(f"{checkpoint}: unknown task, head or split in the checkpoint "
@@ -152,10 +225,10 @@ def score(model, task, dataset, idx):
     return y_true, y_pred
 
 
-def evaluate(checkpoint, data, task=None, all_icons=False, log=print):
+def evaluate(checkpoint, data, task=None, all_icons=False, out=None, log=print):
     """Evaluate a checkpoint on the test icons it was trained with (or, with all_icons, on every
-    icon of `data`); `task`, if given, must be the one it was trained for. Returns the accuracy
-    and the confusion matrix of the classes."""
+    icon of `data`); `task`, if given, must be the one it was trained for. Writes into `out`
+    (default: the checkpoint's folder). Returns the accuracy and the confusion matrix."""
     model, meta, task = load_checkpoint(checkpoint, task)
     dataset = load_dataset(data)
     trained_on = meta.get("dataset_fingerprint")
@@ -164,8 +237,8 @@ def evaluate(checkpoint, data, task=None, all_icons=False, log=print):
                        f"{dataset.fingerprint[:12]}…, trained on {str(trained_on)[:12]}…); its "
                        f"test icons are unknown here. Point --data to that folder, or add --all "
                        f"to score every icon of this one")
-    idx = np.arange(len(dataset.labels)) if all_icons else \
-        dataset.split(meta.get("split", "stratified"))["test"]
+    split = meta.get("split", "stratified")
+    idx = np.arange(len(dataset.labels)) if all_icons else dataset.split(split)["test"]
     y_true, y_pred = score(model, task, dataset, idx)
     names = task.class_names
     cm = confusion(y_true, y_pred, len(names))
@@ -175,26 +248,31 @@ def evaluate(checkpoint, data, task=None, all_icons=False, log=print):
     what = f"all {len(idx)} icons of {data}" if all_icons else f"the {len(idx)} test icons"
     log(f"run {name}: accuracy {acc:.1%} on {what} ({int(cm.trace())} right)")
     if len(names) <= 15:
-        log("per-class accuracy and confusion matrix (rows true, columns predicted):")
-        for class_name, a, row in zip(names, per_class_accuracy(cm), cm):
-            log(f"  {class_name:>22} {a:6.1%}  " + " ".join(f"{c:3d}" for c in row))
+        width = max(map(len, names)) + 3
+        log("per-class accuracy and confusion matrix (rows: true class; columns: predicted):")
+        log(f"  {'predicted →':>{width}} {'':>6}  " +
+            " ".join(f"{j:>3}" for j in range(len(names))))
+        for j, (class_name, a, row) in enumerate(zip(names, per_class_accuracy(cm), cm)):
+            log(f"  {f'{j} {class_name}':>{width}} {a:6.1%}  " +
+                " ".join(f"{c:3d}" for c in row))
     if len(views) > 1:
         log("accuracy of each factor of the predicted class: " + ", ".join(
             f"{f} {c.trace() / c.sum():.1%}" for f, c, _ in views))
-    out = Path(checkpoint).parent
+    out = Path(checkpoint).parent if out is None else Path(out)
     factor_acc = {f: round(float(c.trace() / c.sum()), 4) for f, c, _ in views}
     if all_icons:
         # the same parts of this folder's split: for unseen combinations, its "test" icons are
         # new drawings of the combinations the model never trained on
         parts = {part: {"n_icons": len(i), "accuracy": float((y_true[i] == y_pred[i]).mean())}
-                 for part, i in dataset.split(meta.get("split", "stratified")).items()}
-        log("by part of its " + meta.get("split", "stratified") + " split: " + ", ".join(
-            f"{part} {p['accuracy']:.1%} of {p['n_icons']}" for part, p in parts.items()))
+                 for part, i in dataset.split(split).items()}
+        log(f"by part of this folder's {split} split (other icons than the model's, none "
+            f"trained on): " + ", ".join(f"{p['accuracy']:.1%} of the {p['n_icons']} icons in "
+                                         f"its {part} part" for part, p in parts.items()))
         record = {"folder": str(data), "fingerprint": dataset.fingerprint, "n_icons": len(idx),
                   "accuracy": acc, "factor_accuracy": factor_acc, "parts": parts}
         with Outputs(out) as outputs:
             outputs.manifest(out / "manifest.json", record, "runs", name, "eval_all")
-        log(f"recorded in {out / 'manifest.json'} (runs.{name}.eval_all)")
+        log(f"recorded in {printable(out / 'manifest.json')} (runs.{name}.eval_all)")
         return acc, cm
     record = {
         "test_accuracy": acc,
@@ -202,16 +280,20 @@ def evaluate(checkpoint, data, task=None, all_icons=False, log=print):
                                for n, a in zip(names, per_class_accuracy(cm))}
         if len(names) <= 15 else None,
         "factor_accuracy": factor_acc,
+        "mistakes": [dataset.labels[i]["filename"] for i in idx[y_true != y_pred]],
     }
+    test_images = dataset.images[idx]
     test_labels = [dataset.labels[i] for i in idx]
     plots = {"confusion_matrix.png": confusion_figure(views, f"TinyViT, {name}: test accuracy "
                                                              f"{acc:.1%}"),
-             "cls_attention.png": attention_figure(model, dataset.images[idx], test_labels)}
+             "mistakes.png": mistakes_figure(test_images, test_labels, y_true, y_pred, task),
+             "cls_attention.png": attention_figure(model, test_images, test_labels)}
     with Outputs(out) as outputs:  # the plots and their manifest entry change together
         outputs.manifest(out / "manifest.json", record, "runs", name, "eval")
         for filename, fig in plots.items():
             outputs.file(out / filename, figure_writer(fig))
-    log(f"wrote {out / 'confusion_matrix.png'} and cls_attention.png")
+    log(f"wrote confusion_matrix.png, mistakes.png, cls_attention.png and the run's entry in "
+        f"manifest.json to {printable(out)}/")
     return acc, cm
 
 
@@ -220,22 +302,29 @@ def main(argv=None):
         description="Evaluate a trained TinyViT on the test icons it was trained with, or on "
         "every icon of another data folder (--all).",
         epilog="Icons the model has never seen: `uv run python generate_icons.py --out fresh "
-        "--seed 7 --manifest fresh/manifest.json`, then `uv run python eval.py --data fresh "
-        "--all`.")
+        "--seed 1`, then `uv run python eval.py --data fresh --all`.")
     ap.add_argument("--checkpoint", default=str(LAB / "checkpoint.npz"),
                     help="written by train.py (default: checkpoint.npz at the lab's top level)")
-    ap.add_argument("--data", default="data", help="folder made by generate_icons.py; without "
-                    "--all it must be the one the checkpoint was trained on (default: data)")
+    ap.add_argument("--data", help="folder made by generate_icons.py; without --all it must be "
+                    f"the one the checkpoint was trained on (default: {DATA})")
     ap.add_argument("--all", action="store_true", help="score every icon of --data, not the "
                     "test split: for a folder drawn with another --seed; draws no plots")
     ap.add_argument("--task", choices=list(TASKS),
                     help="refuse a checkpoint trained for another task (default: its own)")
+    ap.add_argument("--out", help="where the plots and manifest entry go (default: beside the "
+                    "checkpoint; for --all on the lab's own checkpoint, runs/<run>/, so that "
+                    "the committed manifest.json is left as it is)")
     args = ap.parse_args(argv)
+    data = data_folder(args.data, DATA)  # a LabError: one line, no usage
+    out = args.out
+    if out is None and args.all and Path(args.checkpoint).resolve().parent == LAB:
+        _, meta, task = load_checkpoint(args.checkpoint, args.task)
+        out = LAB / "runs" / meta.get("run", task.name)
     try:
-        check_writable(Path(args.checkpoint).parent)  # confusion_matrix.png goes beside it
+        check_writable(Path(args.checkpoint).parent if out is None else out)
     except LabError as e:
-        ap.error(f"--checkpoint {e}")
-    evaluate(args.checkpoint, args.data, args.task, args.all)
+        ap.error(f"--{'checkpoint' if out is None else 'out'} {e}")
+    evaluate(args.checkpoint, data, args.task, args.all, out)
 
 
 if __name__ == "__main__":

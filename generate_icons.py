@@ -1,6 +1,7 @@
 """Render the grammar icons: colour is the tense, shape the person, the inner pattern the verb.
 
     uv run python generate_icons.py    # data/icons/*.png, labels.json, icons_sample.png
+    uv run python generate_icons.py --out fresh --seed 1    # 1000 other icons, for scoring
 
 Every icon is drawn in NumPy from its own seeded generator (4×4 supersampled, then averaged), so
 its pixels depend only on (seed, verb, tense, person, idx); Pillow writes the PNGs. The
@@ -8,9 +9,16 @@ train/validation/test splits are drawn here too and written beside the labels (s
 train.py and eval.py read the same icons off the disk; src/minimodel/data.py reads it all back.
 """
 
+try:  # the lab's packages live in the environment uv makes; without it, say so in one line
+    import minimodel  # noqa: F401
+except ModuleNotFoundError as missing:
+    raise SystemExit(f"error: {missing.name} is not installed for this Python; run the lab "
+                     f"through uv: `uv run python generate_icons.py`") from None
+
 import argparse
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +28,7 @@ from minimodel.data import PARTS, SIZE, fingerprint
 from minimodel.files import (
     LabError,
     Outputs,
+    check_only_own,
     check_writable,
     figure_writer,
     pyplot,
@@ -28,6 +37,8 @@ from minimodel.files import (
 )
 from minimodel.grammar.verbs import PERSONS, TENSES, VERBS, class_id
 
+LAB = Path(__file__).resolve().parent
+DATA = LAB / "data"
 MAX_ICONS = 100_000  # 300 MB of pixels in memory while rendering
 SS = 4  # supersampling: each pixel averages SS × SS samples
 RADIUS = 11.0  # half the width of a shape, in pixels
@@ -174,6 +185,15 @@ def filename(verb, tense, person, idx):
     return f"verb_{verb}_tense_{tense}_person_{person}_{idx}.png"
 
 
+ICON_NAME = re.compile(f"verb_({'|'.join(VERBS)})_tense_({'|'.join(TENSES)})_person_"
+                       f"({'|'.join(PERSONS)})_[0-9]+\\.png")
+
+
+def is_icon(name):
+    """Whether `name` is a file this script writes into icons/ (the only ones it replaces)."""
+    return ICON_NAME.fullmatch(name) is not None
+
+
 def icon_list(n):
     """(verb_id, tense_id, person_id, idx) of every icon, ordered by class_id, then idx."""
     counts = samples_per_combo(n)
@@ -207,6 +227,7 @@ def generate(out, n=1000, seed=0, manifest=None):
     were (or, after a crash during the commit itself, finishes it the next time).
     """
     out = Path(out)
+    check_only_own(out / "icons", is_icon)  # files we would delete stop us now, not after
     images, labels = render_dataset(n, seed)
     splits = draw_splits(labels)
     fp = fingerprint(images, labels, splits)
@@ -220,7 +241,7 @@ def generate(out, n=1000, seed=0, manifest=None):
         stage.mkdir()
         for img, lab in zip(images, labels):
             Image.fromarray(img).save(stage / lab["filename"])
-        outputs.folder_swap(stage, out / "icons")
+        outputs.folder_swap(stage, out / "icons", is_icon)
         for name, content in (("labels.json", labels), ("splits.json", splits)):
             text = (json.dumps(content, indent=2) + "\n").encode()
             outputs.file(out / name, lambda f, text=text: f.write(text))
@@ -317,12 +338,15 @@ def draw_splits(labels):
 def main(argv=None):
     ap = argparse.ArgumentParser(
         description="Render the grammar icons (colour = tense, shape = person, pattern = verb).")
-    ap.add_argument("--out", default="data", help="output folder (default: data)")
+    ap.add_argument("--out", default=str(DATA), help=f"output folder (default: {DATA})")
     ap.add_argument("--seed", type=int, default=0, help="jitter seed (default: 0)")
     ap.add_argument("--n", type=int, default=1000, help="number of icons, ≥ 300 (default: 1000)")
-    ap.add_argument("--manifest", default="manifest.json",
-                    help="where to record the dataset fingerprint (default: manifest.json)")
+    ap.add_argument("--manifest", help="where to record the dataset fingerprint (default: the "
+                    "lab's manifest.json for its own data/, else manifest.json in --out)")
     args = ap.parse_args(argv)
+    if args.manifest is None:
+        own = Path(args.out).resolve() == DATA
+        args.manifest = LAB / "manifest.json" if own else Path(args.out) / "manifest.json"
     if not 300 <= args.n <= MAX_ICONS:
         ap.error(f"--n must be between 300 (one icon per combination) and {MAX_ICONS:,}, got "
                  f"{args.n}")

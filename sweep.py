@@ -12,6 +12,12 @@ The selection keeps its figures in results/selection.json (the test icons are no
 --no-test); the finals go to results/<run>/seed-<seed>/ (manifest.json and plots).
 """
 
+try:  # the lab's packages live in the environment uv makes; without it, say so in one line
+    import minimodel  # noqa: F401
+except ModuleNotFoundError as missing:
+    raise SystemExit(f"error: {missing.name} is not installed for this Python; run the lab "
+                     f"through uv: `uv run python sweep.py`") from None
+
 import argparse
 import json
 import statistics

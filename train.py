@@ -13,6 +13,12 @@ results at its top level; any other run goes to runs/<run>/ (never committed), u
 otherwise.
 """
 
+try:  # the lab's packages live in the environment uv makes; without it, say so in one line
+    import minimodel  # noqa: F401
+except ModuleNotFoundError as missing:
+    raise SystemExit(f"error: {missing.name} is not installed for this Python; run the lab "
+                     f"through uv: `uv run python train.py`") from None
+
 import argparse
 import functools
 import math

@@ -13,19 +13,20 @@ unless built with primitives="reference".
     python vit.py --bench   times the training step and inference on this machine
 """
 
+try:  # the lab's packages live in the environment uv makes; without it, say so in one line
+    import minimodel  # noqa: F401
+except ModuleNotFoundError as missing:
+    raise SystemExit(f"error: {missing.name} is not installed for this Python; run the lab "
+                     f"through uv: `uv run python vit.py`") from None
+
 import argparse
-import json
 import math
-import os
-import time
-import zipfile
-import zlib
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from minimodel.files import LabError, atomic_write, check_regular, printable, run_cli
-from minimodel.parallel import DataParallel, blas_info, blas_threads, cpu_count
+from minimodel import bench, checkpoint
+from minimodel.files import LabError, atomic_write, printable, run_cli
 from minimodel.transformer.block import PRIMITIVES, TransformerBlock
 
 
@@ -187,7 +188,8 @@ class TinyViT:
         return logits
 
     def backward(self, dlogits):
-        """dlogits (B, n_classes) -> d images; fills every parameter's gradient."""
+        """dlogits (B, n_classes) -> d images; adds into every parameter's gradient (zero_grad
+        clears them)."""
         dfeat, dW, db = self.ops.linear_backward(dlogits, self.c_head)
         self.grads["W_head"] += dW
         self.grads["b_head"] += db
@@ -222,10 +224,8 @@ class TinyViT:
     def write(self, f, meta=None):
         """Write every parameter, the config and `meta` (a JSON-able dict) to the file object f,
         as an .npz archive (no Python objects: loading it can never run code)."""
-        arrays = {name: p for name, p, _ in self.named_parameters()}
-        arrays["config"] = np.array(json.dumps(asdict(self.cfg)))
-        arrays["meta"] = np.array(json.dumps(meta or {}))
-        np.savez(f, **arrays)
+        checkpoint.write(f, {name: p for name, p, _ in self.named_parameters()},
+                         asdict(self.cfg), meta)
 
     def save(self, path, meta=None):
         """`write` to a temporary file beside `path`, then move it into place: a crash never
@@ -234,73 +234,18 @@ class TinyViT:
 
     @classmethod
     def load(cls, path, expect: ViTConfig | None = None):
-        """Read a checkpoint written by `save` -> (model, meta). Never unpickles anything.
+        """Read a checkpoint written by `save` -> (model, meta), refusing one for another config
+        than `expect`. minimodel.checkpoint checks the file before anything large is built."""
 
-        Raises LabError naming the file and what is wrong: unreadable or not a regular file,
-        not a checkpoint, a config too large to build or other than `expect`, or tensors whose
-        names, shapes or values (NaN, inf) do not fit. Sizes are checked before anything large
-        is read, decompressed or built.
-        """
-        shown = printable(path)
-        retrain = "retrain with train.py"
-        try:
-            check_regular(path, MAX_CHECKPOINT_BYTES)
-            with open(path, "rb") as f:
-                if f.read(4) != b"PK\x03\x04":  # an .npz is a zip archive
-                    raise LabError(f"{shown}: not a checkpoint (.npz) file; point to one "
-                                   f"train.py wrote")
-            with zipfile.ZipFile(path) as z:
-                sizes = {i.filename.removesuffix(".npy"): i.file_size for i in z.infolist()}
-            if sizes.get("config", 0) + sizes.get("meta", 0) > 2**20:
-                raise LabError(f"{shown}: its config and meta take over 1 MB; {retrain}")
-            with np.load(path, allow_pickle=False) as f:
-                stored, meta = (json.loads(str(f[k])) for k in ("config", "meta"))
-                if not isinstance(stored, dict) or not isinstance(meta, dict):
-                    raise LabError(f"{shown}: config and meta must be JSON objects; {retrain}")
-                cfg = ViTConfig(**{f.name: stored[f.name] for f in fields(ViTConfig)})
-                if n_parameters(cfg) > MAX_PARAMETERS:
-                    raise LabError(f"{shown}: its config asks for {n_parameters(cfg):,} "
-                                   f"parameters (at most {MAX_PARAMETERS:,}); {retrain}")
-                if expect is not None and cfg != expect:
-                    diff = ", ".join(f"{k}={v} (expected {getattr(expect, k)})"
-                                     for k, v in asdict(cfg).items() if getattr(expect, k) != v)
-                    raise LabError(f"{shown}: checkpoint is for another config: {diff}")
-                model = cls(cfg)
-                want = {name: p for name, p, _ in model.named_parameters()}
-                if set(sizes) != set(want) | {"config", "meta"}:
-                    odd = sorted(set(sizes) ^ (set(want) | {"config", "meta"}))
-                    raise LabError(f"{shown}: tensors do not fit the config: "
-                                   f"{', '.join(map(printable, odd[:5]))}")
-                for name, p in want.items():
-                    if sizes[name] > 8 * p.size + 1024:  # float64 and the .npy header at most
-                        raise LabError(f"{shown}: tensor {name} takes {sizes[name]:,} bytes, "
-                                       f"expected {p.shape}; {retrain}")
-                    a = f[name]
-                    if a.shape != p.shape or a.dtype.kind != "f":
-                        raise LabError(f"{shown}: tensor {name} is {a.dtype}{a.shape}, "
-                                       f"expected float{p.shape}")
-                    if not np.isfinite(a).all():
-                        raise LabError(f"{shown}: tensor {name} holds NaN or infinite values "
-                                       f"(a diverged run?); {retrain}")
-                    p[...] = a
-        except FileNotFoundError:
-            raise LabError(f"{shown}: no such checkpoint; run train.py first") from None
-        except ValueError as e:
-            if isinstance(e, LabError):
-                raise
-            if "allow_pickle" in str(e):
-                raise LabError(f"{shown}: holds Python objects, which are never loaded (they "
-                               f"could run code); use a checkpoint train.py wrote") from None
-            raise LabError(f"{shown}: not a TinyViT checkpoint (bad config: {printable(e)}); "
-                           f"{retrain}") \
-                from None
-        except (KeyError, TypeError, RecursionError) as e:
-            raise LabError(f"{shown}: not a TinyViT checkpoint (bad config: "
-                           f"{printable(e)}); {retrain}") from None
-        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-            raise LabError(f"{shown}: truncated or corrupt checkpoint ({printable(e)}); "
-                           f"{retrain}") from None
-        return model, meta
+        def make_config(stored):
+            cfg = ViTConfig(**{f.name: stored[f.name] for f in fields(ViTConfig)})
+            if expect is not None and cfg != expect:
+                diff = ", ".join(f"{k}={v} (expected {getattr(expect, k)})"
+                                 for k, v in asdict(cfg).items() if getattr(expect, k) != v)
+                raise LabError(f"{printable(path)}: checkpoint is for another config: {diff}")
+            return cfg
+
+        return checkpoint.read(path, make_config, n_parameters, cls)
 
 
 def n_parameters(cfg):
@@ -309,9 +254,6 @@ def n_parameters(cfg):
     block = 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * F + F) + (F * d + d)
     return cfg.patch_dim * d + d + d + (N + 1) * d + cfg.n_blocks * block + 2 * d + d * K + K
 
-
-MAX_PARAMETERS = 20_000_000  # 80 MB in float32: far above any lab config, far below a laptop
-MAX_CHECKPOINT_BYTES = 8 * MAX_PARAMETERS + 2**20
 
 
 # ---------------------------------------------------------------------------- training helpers
@@ -403,76 +345,6 @@ class AdamW:
 # ---------------------------------------------------------------------------- main
 
 
-def flops_per_image(cfg):
-    """Multiply-adds × 2 of one forward pass, as this code computes it (the last block
-    updates only [CLS]). A training step costs about 3× this: backward is two products per
-    forward product."""
-    d, T, F, hs = cfg.d_model, cfg.n_patches + 1, cfg.d_ff, cfg.d_model // cfg.n_heads
-
-    def block(t_out):  # t_out tokens ask queries and go through W_o and the MLP
-        qkv = 2 * T * d * 3 * d
-        attention = 2 * 2 * cfg.n_heads * t_out * T * hs  # scores and att @ v
-        return qkv + attention + 2 * t_out * d * d + 2 * 2 * t_out * d * F
-
-    embed = 2 * cfg.n_patches * cfg.patch_dim * d
-    return embed + (cfg.n_blocks - 1) * block(T) + block(1) + 2 * d * cfg.n_classes
-
-
-def bench(steps=20, repeats=7, log=print):
-    """Time the training step (batch 32: forward, backward, SGD update) and inference
-    (batch 256) of the default config, after a warm-up; print the figures and return them."""
-    cfg = ViTConfig()
-    model = TinyViT(cfg)
-    opt = SGD(model)
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, (256, cfg.image_size, cfg.image_size, 3)).astype(np.float32)
-    y = rng.integers(0, cfg.n_classes, 256)
-
-    def train_step():
-        parallel.train_step(x[:32], y[:32])
-        opt.step(1e-3)
-
-    def timed(fn, n):  # the best and the median over `repeats` runs of n calls, s per call
-        fn()
-        fn()  # warm-up
-        runs = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            runs.append((time.perf_counter() - t0) / n)
-        return min(runs), float(np.median(runs))
-
-    with DataParallel(model, cross_entropy) as parallel:
-        step, step_median = timed(train_step, steps)
-        infer, infer_median = timed(lambda: parallel.forward(x), max(1, steps // 4))
-        blas = blas_info()  # as the step ran it: one thread per worker
-    cores = cpu_count()
-    with blas_threads(cores):  # the ceiling: BLAS on every core
-        big = rng.normal(size=(2048, 2048)).astype(np.float32)
-        matmul, _ = timed(lambda: big @ big, 3)
-    flops = flops_per_image(cfg)
-    r = {"train_ms_per_step": step * 1e3, "train_ms_median": step_median * 1e3,
-         "train_images_per_s": 32 / step, "train_gflops": 3 * flops * 32 / step / 1e9,
-         "infer_ms_per_batch": infer * 1e3, "infer_ms_median": infer_median * 1e3,
-         "infer_images_per_s": 256 / infer, "infer_gflops": flops * 256 / infer / 1e9,
-         "matmul_gflops": 2 * 2048**3 / matmul / 1e9, "blas": blas,
-         "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
-         "cores": cores, "mflops_per_image_forward": flops / 1e6}
-    log(f"TinyViT default config, float32, {cores} cores; BLAS {blas['name']} "
-        f"{blas['version']}, kernel {blas['kernel']}, {blas['threads']} thread per worker "
-        f"(OPENBLAS_CORETYPE={r['openblas_coretype_env']})")
-    log(f"forward: {r['mflops_per_image_forward']:.1f} MFLOP per image (training step ≈ 3×)")
-    log(f"training step, batch 32:  {r['train_ms_per_step']:6.1f} ms best, "
-        f"{r['train_ms_median']:6.1f} ms median  -> {r['train_images_per_s']:6.0f} images/s, "
-        f"{r['train_gflops']:5.1f} GFLOP/s")
-    log(f"inference,     batch 256: {r['infer_ms_per_batch']:6.1f} ms best, "
-        f"{r['infer_ms_median']:6.1f} ms median  -> {r['infer_images_per_s']:6.0f} images/s, "
-        f"{r['infer_gflops']:5.1f} GFLOP/s")
-    log(f"ceiling: 2048×2048 float32 matmul on every core: {r['matmul_gflops']:.1f} GFLOP/s")
-    return r
-
-
 def print_parameter_table(cfg):
     model = TinyViT(cfg)
     block_params = model.blocks[0].params
@@ -498,7 +370,10 @@ def main(argv=None):
     if args.n_classes < 1:
         ap.error(f"--n-classes must be positive, got {args.n_classes}")
     if args.bench:
-        bench(steps=args.bench_steps, repeats=7 if args.bench_steps >= 20 else 1)
+        cfg = ViTConfig(n_classes=args.n_classes)
+        model = TinyViT(cfg)
+        bench.run(model, SGD(model), cross_entropy, steps=args.bench_steps,
+                  repeats=7 if args.bench_steps >= 20 else 1)
     else:
         print_parameter_table(ViTConfig(n_classes=args.n_classes))
 

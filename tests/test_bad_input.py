@@ -212,6 +212,17 @@ def test_checkpoint_for_another_task_or_config(cli, tmp_path):
         TinyViT.load(ckpt, expect=ViTConfig(n_classes=3))
 
 
+@pytest.mark.parametrize("field", ["task", "head", "split", "run", "dataset_fingerprint"])
+@pytest.mark.parametrize("value, shown", [(["tense"], "a list"), (3, "a number"),
+                                          (None, "null"), ({"a": 1}, "an object")])
+def test_checkpoint_metadata_of_the_wrong_type(cli, tmp_path, field, value, shown):
+    ckpt = tmp_path / "m.npz"
+    meta = {"task": "tense", "head": "flat", "split": "stratified", "run": "tense",
+            "dataset_fingerprint": "0" * 64, field: value}
+    TinyViT(ViTConfig()).save(ckpt, meta=meta)
+    evaluate_refused(cli, ckpt, f"metadata field '{field}' is {shown}, not a string", "retrain")
+
+
 def test_checkpoint_with_a_tampered_config(cli, tmp_path):
     ckpt = tmp_path / "m.npz"
     model = TinyViT(ViTConfig())
@@ -256,6 +267,32 @@ def test_output_path_that_cannot_be_written(cli, tmp_path):
     code, err = cli(eval_script.main, "--checkpoint", blocker / "checkpoint.npz")
     assert code == 2 and "cannot write there" in err
     assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("foreign", ["readme.txt", ".gitkeep", "my_icon.png", "sub/"])
+def test_generate_never_deletes_files_it_did_not_make(cli, tmp_path, foreign):
+    icons = tmp_path / "mine" / "icons"
+    icons.mkdir(parents=True)
+    (icons / "verb_work_tense_future_person_1sg_0.png").write_bytes(b"one of ours")
+    if foreign.endswith("/"):
+        (icons / foreign).mkdir()
+    else:
+        (icons / foreign).write_text("the user's")
+    before = snapshot(icons)
+    code, err = cli(gi.main, "--out", tmp_path / "mine", "--n", 300,
+                    "--manifest", tmp_path / "mine" / "m.json")
+    assert code == 2 and err.count("\n") == 1, err
+    assert foreign.rstrip("/") in err and "move them out, or choose another --out" in err
+    assert snapshot(icons) == before and (icons / foreign.rstrip("/")).exists()
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["icons"]  # nothing else
+
+
+def test_generate_names_three_foreign_files_and_counts_the_rest(tmp_path):
+    (tmp_path / "icons").mkdir()
+    for i in range(5):
+        (tmp_path / "icons" / f"note{i}.txt").write_text("")
+    with pytest.raises(LabError, match=r"\(note0.txt, note1.txt, note2.txt and 2 more\)"):
+        gi.generate(tmp_path, n=300)
 
 
 def test_generate_usage_errors(cli, tmp_path):

@@ -95,10 +95,11 @@ def test_jitter_off_gives_the_prototype():
 @pytest.mark.slow
 def test_generate_replaces_stale_icons(tmp_path, data_300):
     (tmp_path / "icons").mkdir()
-    (tmp_path / "icons" / "verb_old_tense_x_person_y_9.png").write_bytes(b"stale")
+    stale = "verb_work_tense_future_person_1sg_9.png"  # its own name, from a bigger --n
+    (tmp_path / "icons" / stale).write_bytes(b"stale")
     fp = gi.generate(tmp_path, n=300, seed=0)
     names = sorted(p.name for p in (tmp_path / "icons").iterdir())
-    assert len(names) == 300 and "verb_old_tense_x_person_y_9.png" not in names
+    assert len(names) == 300 and stale not in names
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "icons", "icons_sample.png", "labels.json", "splits.json"]  # nothing staged left
     assert load_dataset(tmp_path).fingerprint == fp

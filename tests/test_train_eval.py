@@ -90,3 +90,28 @@ def test_eval_scores_the_held_out_icons_and_refuses_another_dataset(data_300, tr
     assert fresh["n_icons"] == 300 and fresh["accuracy"] == acc_all
     assert sum(p["n_icons"] for p in fresh["parts"].values()) == 300
     assert fresh["fingerprint"] == load_dataset(other).fingerprint
+
+
+@pytest.mark.slow
+def test_eval_draws_the_mistakes_and_keeps_the_labs_results_out_of_all(data_300, trained,
+                                                                       tmp_path, monkeypatch):
+    """eval.py writes mistakes.png (and names the icons in the manifest); --all on the lab's own
+    checkpoint records into runs/<run>/, leaving the lab's committed manifest.json alone."""
+    lab = shutil.copytree(trained(), tmp_path / "lab")  # stands for the lab's top level
+    monkeypatch.setattr(evaluate_script, "LAB", lab)
+    monkeypatch.setattr(evaluate_script, "DATA", data_300)
+    before = (lab / "manifest.json").read_bytes()
+    evaluate_script.main(["--checkpoint", str(lab / "checkpoint.npz")])
+    entry = json.loads((lab / "manifest.json").read_text())["runs"]["tense"]
+    wrong = round((1 - entry["eval"]["test_accuracy"]) * entry["split_sizes"]["test"])
+    assert len(entry["eval"]["mistakes"]) == wrong
+    for png in ("mistakes.png", "cls_attention.png", "confusion_matrix.png"):
+        assert (lab / png).read_bytes()[:4] == b"\x89PNG"
+    before = (lab / "manifest.json").read_bytes()
+    other = tmp_path / "other"
+    gi.generate(other, n=300, seed=1)
+    evaluate_script.main(["--checkpoint", str(lab / "checkpoint.npz"), "--data", str(other),
+                          "--all"])
+    assert (lab / "manifest.json").read_bytes() == before
+    fresh = json.loads((lab / "runs" / "tense" / "manifest.json").read_text())
+    assert fresh["runs"]["tense"]["eval_all"]["n_icons"] == 300

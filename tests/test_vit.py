@@ -9,6 +9,7 @@ import pytest
 from gradcheck import TOL, numerical_grad, rel_error
 
 import vit
+from minimodel import bench
 from minimodel.parallel import DataParallel
 from minimodel.transformer import block as phase17
 from vit import TinyViT, ViTConfig, cross_entropy, patchify, tiny_config, unpatchify
@@ -255,7 +256,7 @@ def test_flop_count_matches_a_hand_count():
     # + 2·65·64·64 (W_o) + 2·2·65·64·256 (MLP); the [CLS]-only last block; the head 2·64·5
     full = 1_597_440 + 1_081_600 + 532_480 + 4_259_840
     last = 1_597_440 + 16_640 + 8_192 + 65_536
-    assert vit.flops_per_image(ViTConfig()) == 393_216 + 3 * full + last + 640 == 24_495_744
+    assert bench.flops_per_image(ViTConfig()) == 393_216 + 3 * full + last + 640 == 24_495_744
 
 
 @pytest.mark.slow

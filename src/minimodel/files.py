@@ -117,7 +117,8 @@ def pyplot():
 
 def figure_writer(fig, dpi=100):
     """A figure laid out and freed -> write(f), which writes it as a PNG to a file object."""
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # (a figure made with its own layout keeps it)
+        fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     pyplot().close(fig)
@@ -188,9 +189,11 @@ class Outputs:
             raise OSError(e.errno, e.strerror, str(path)) from None
         self.steps.append(["move", str(tmp), str(path)])
 
-    def folder_swap(self, staged, final):
-        """Stage a whole folder (already written at `staged`) to replace `final`."""
+    def folder_swap(self, staged, final, is_own):
+        """Stage a whole folder (already written at `staged`) to replace `final`, which may
+        hold only files this script writes (`is_own(name)`): anything else is refused."""
         final = Path(final)
+        check_only_own(final, is_own)
         if final.exists() or final.is_symlink():
             old = final.with_name(f".{final.name}.old-{self.token}")
             self.steps.append(["move", str(final), str(old)])
@@ -227,6 +230,22 @@ class Outputs:
                 remove(path)
             for held in self.locks:
                 held.unlink(missing_ok=True)
+
+
+def check_only_own(folder, is_own):
+    """Refuse to replace or remove `folder` if it holds anything the script did not make (a
+    file `is_own(name)` does not claim, or any subfolder): the user's notes, own icons or a
+    .gitkeep are never deleted with it."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    foreign = sorted(p.name for p in folder.iterdir() if p.is_dir() or not is_own(p.name))
+    if foreign:
+        named = ", ".join(printable(n) for n in foreign[:3]) + (
+            f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise LabError(f"{printable(folder)}: holds files this script did not make ({named}), "
+                       f"which replacing the folder would delete; move them out, or choose "
+                       f"another --out")
 
 
 def remove(path):

@@ -100,7 +100,7 @@ def merge_heads(x):
     return x.transpose(0, 2, 1, 3).reshape(B, T, H * hs)
 
 
-def future(Tq, T):
+def causal_mask(Tq, T):
     """(Tq, T) True where key j comes after query i (j > i): what a causal token must not read."""
     return np.triu(np.ones((Tq, T), dtype=bool), k=1)
 
@@ -116,7 +116,7 @@ def attention_forward(qkv, n_heads, causal, n_queries=None):
     q, k, v = (split_heads(part, n_heads) for part in np.split(qkv, 3, axis=-1))  # (B, H, T, hs)
     q = q[:, :, :n_queries]  # (B, H, Tq, hs): the tokens that ask
     scores = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, Tq, T)
-    att = softmax(np.where(future(*scores.shape[-2:]), -np.inf, scores) if causal else scores)
+    att = softmax(np.where(causal_mask(*scores.shape[-2:]), -np.inf, scores) if causal else scores)
     return merge_heads(att @ v), (q, k, v, att)  # y (B, Tq, C)
 
 
@@ -128,7 +128,7 @@ def attention_backward(dy, cache):
     dv = att.swapaxes(-1, -2) @ dy  # (B, H, T, hs)
     datt = dy @ v.swapaxes(-1, -2)  # (B, H, Tq, T)
     dscores = att * (datt - (att * datt).sum(axis=-1, keepdims=True))  # softmax backward, per row
-    dq = dscores @ k / math.sqrt(hs)  # (B, H, Tq, hs)
     dk = dscores.swapaxes(-1, -2) @ q / math.sqrt(hs)  # (B, H, T, hs)
-    dq = np.pad(dq, ((0, 0), (0, 0), (0, k.shape[2] - q.shape[2]), (0, 0)))  # the rest asked none
+    dq = np.zeros_like(k)  # (B, H, T, hs): a token that asked no query (i ≥ Tq) gets dq = 0
+    dq[:, :, :q.shape[2]] = dscores @ k / math.sqrt(hs)
     return np.concatenate([merge_heads(d) for d in (dq, dk, dv)], axis=-1)  # (B, T, 3C)
