@@ -76,8 +76,12 @@ RUNS = {run: CANDIDATES[run][label] for run, label in CHOSEN.items()}
 # the README's goals: mean test % over the seeds
 GOALS = {"tense": 99.5, "tense_person": 99.5, "full": 95.0, "full_factorised": 99.0,
          "full_factorised_combos": 97.0}
-MARKERS = ("<!-- results-table: made by `python sweep.py --summary` -->",
-           "<!-- end of results-table -->")
+MARKERS = {"results": ("<!-- results-table: made by `python sweep.py --summary` -->",
+                       "<!-- end of results-table -->"),
+           "selection": ("<!-- selection-table: made by `python sweep.py --summary` -->",
+                         "<!-- end of selection-table -->"),
+           "scaling": ("<!-- scaling: made by `python sweep.py --scaling` -->",
+                       "<!-- end of scaling -->")}
 
 
 def script(*args):
@@ -169,15 +173,15 @@ def summarise_selection(tried):
 # --- the final runs: train + validation, the test icons scored once ------------------------------
 
 
-def done_by_this_code(out, run, args, code):
-    """Whether results/<run>/seed-k holds a finished run of this code and recipe."""
+def done_by_this_code(out, run, args, code, scored=("eval", "eval_all")):
+    """Whether `out` holds a finished run of this code and recipe, scored as `scored` asks."""
     path = out / "manifest.json"
     if not path.exists():
         return False
     entry = json.loads(path.read_text()).get("runs", {}).get(run, {})
     return (entry.get("environment", {}).get("training_code") == code
             and entry.get("command", [])[-len(args):] == args
-            and "eval" in entry and "eval_all" in entry)
+            and all(key in entry for key in scored))
 
 
 def sweep(seeds, runs, data):
@@ -201,6 +205,97 @@ def sweep(seeds, runs, data):
             script("eval.py", "--data", data, "--checkpoint", out / "checkpoint.npz")
             script("eval.py", "--data", fresh, "--all", "--checkpoint",
                    out / "checkpoint.npz")  # (checkpoints are never committed: .gitignore)
+
+
+# --- what more data buys: the 300-class runs on larger datasets ----------------------------------
+
+SCALING_SIZES = (1000, 2000, 4000, 8000)  # generate_icons.py --n
+SCALING_RUNS = ("full", "full_factorised")
+SCALING = RESULTS / "scaling"
+SCALING_SEEDS = 2
+
+
+def same_steps(args, n):
+    """A run's recipe for a dataset of n icons, with the number of steps of its 1000-icon run:
+    epochs (and warm-up epochs) × 1000 / n. Holding the steps, not the epochs, keeps each
+    point's training cost the same, and the question to what the data adds, not the compute."""
+    out = list(args)
+    for option in ("--epochs", "--warmup"):
+        if option in out:
+            i = out.index(option) + 1
+            out[i] = str(max(1, round(int(out[i]) * 1000 / n)))
+    return out
+
+
+def scaling(sizes, seeds, runs):
+    """Train each run's chosen recipe on datasets of each size (training seed 0's icons, the
+    same split fractions, train + validation), and score each model on the same 1000 fresh
+    icons (generator seed FRESH_SEED) into results/scaling/<run>/n-<N>/seed-<k>/."""
+    code = training_code(LAB)
+    todo = [(n, run, seed) for n in sizes for seed in seeds for run in runs
+            if not done_by_this_code(SCALING / run / f"n-{n}" / f"seed-{seed}", run,
+                                     [*same_steps(RUNS[run], n), "--train-on", "train+val"],
+                                     code, ("eval_all",))]
+    print(f"scaling: {len(todo)} (size, run, seed) to train")
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp) / "fresh"
+        script("generate_icons.py", "--out", fresh, "--seed", FRESH_SEED)
+        for n in sorted({n for n, _, _ in todo}):
+            data = Path(tmp) / f"data-{n}"
+            script("generate_icons.py", "--out", data, "--n", n, "--seed", 0)
+            for run, seed in [(r, k) for m, r, k in todo if m == n]:
+                progress(todo.index((n, run, seed)), len(todo), t0, f"{run}, {n} icons, seed {seed}")
+                out = SCALING / run / f"n-{n}" / f"seed-{seed}"
+                script("train.py", "--data", data, "--out", out, "--seed", seed, "--no-test",
+                       *same_steps(RUNS[run], n), "--train-on", "train+val")
+                script("eval.py", "--data", fresh, "--all", "--checkpoint", out / "checkpoint.npz")
+
+
+def per_verb_form(entry):
+    """Training icons per verb form (300 of them) of a run."""
+    return entry["split_sizes"]["train"] / 300
+
+
+def scaling_summary():
+    """results/scaling.png and the README's scaling paragraph, from results/scaling/."""
+    points = {}  # run -> {icons per verb form: [fresh accuracy % per seed]}, and seconds
+    seconds = {}
+    for path in sorted(SCALING.glob("*/n-*/seed-*/manifest.json")):
+        run = path.parents[2].name
+        entry = json.loads(path.read_text())["runs"][run]
+        x = per_verb_form(entry)
+        points.setdefault(run, {}).setdefault(x, []).append(100 * entry["eval_all"]["accuracy"])
+        seconds.setdefault(run, {}).setdefault(x, []).append(entry["training_seconds"])
+    if not points:
+        raise LabError(f"{SCALING}: no results yet; run `sweep.py --scaling` first")
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for run, by_x in points.items():
+        xs = sorted(by_x)
+        ax.plot(xs, [statistics.mean(by_x[x]) for x in xs], "o-", label=f"{run} (mean of seeds)")
+        ax.fill_between(xs, [min(by_x[x]) for x in xs], [max(by_x[x]) for x in xs], alpha=0.2)
+    for level in (95, 99):
+        ax.axhline(level, color="gray", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set(xlabel="training icons per verb form (log scale)",
+           ylabel="accuracy on 1000 fresh icons (%)",
+           title="What more data buys: 300 verb forms, same number of training steps")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    save_figure(fig, RESULTS / "scaling.png")
+    lines = []
+    for run, by_x in points.items():
+        xs = sorted(by_x)
+        means = {x: statistics.mean(by_x[x]) for x in xs}
+        reach = {level: next((f"{x:.1f}" for x in xs if means[x] >= level), f"more than "
+                             f"{xs[-1]:.1f}") for level in (95, 99)}
+        lines.append(f"- {run}: " + ", ".join(
+            f"{x:.1f} icons per verb form → {means[x]:.1f}% "
+            f"({len(by_x[x])} seed{'s' * (len(by_x[x]) > 1)}, "
+            f"{statistics.median(seconds[run][x]):.0f} s)" for x in xs) +
+            f"; 95% needs {reach[95]}, 99% needs {reach[99]} icons per verb form.")
+    return "\n".join(lines)
 
 
 def collect():
@@ -240,6 +335,23 @@ def table(found, tried):
             f"{mean_range([100 * e['test_accuracy'] for e in entries])} | "
             f"{mean_range(fresh) if fresh else '—'} | "
             f"{statistics.median(e['training_seconds'] for e in entries):.0f} |")
+    return "\n".join(rows)
+
+
+def selection_table(tried):
+    """Every candidate of every run: validation accuracy seed by seed, mean and spread."""
+    header = ("| run | candidate | validation % by seed | mean | spread | best epoch | "
+              "training s | chosen |")
+    rows = [header, "|---|---|---|---|---|---|---|---|"]
+    for run, candidates in tried.items():
+        for label, c in candidates.items():
+            seeds = c["seeds"].values()
+            rows.append(
+                f"| {run} | {label} | {', '.join(f'{v:.0f}' for v in c['val'])} | "
+                f"{c['val_mean']:.1f} | {c['val_spread']:.0f} | "
+                f"{statistics.median(s['best_epoch'] for s in seeds):.0f} | "
+                f"{statistics.median(s['training_seconds'] for s in seeds):.0f} | "
+                f"{'✓' if c['chosen'] else ''} |")
     return "\n".join(rows)
 
 
@@ -294,15 +406,21 @@ def summarise():
         raise LabError(f"{RESULTS}: no results/<run>/seed-*/manifest.json; run the sweep first")
     tried = json.loads(SELECTION.read_text())
     plot(found, RESULTS / "seeds.png")
+    write_readme({"results": table(found, tried) + "\n\nGoals, on the means of the seeds' test "
+                  "accuracy:\n\n" + goals(found), "selection": selection_table(tried)})
+
+
+def write_readme(texts):
+    """Put each {marker key: text} between its markers in README.md."""
     readme = (LAB / "README.md").read_text()
-    start, end = readme.find(MARKERS[0]), readme.find(MARKERS[1])
-    if start < 0 or end < start:
-        raise LabError(f"{LAB / 'README.md'}: the results-table markers are missing")
-    text = table(found, tried) + "\n\nGoals, on the means of the seeds' test accuracy:\n\n" + \
-        goals(found)
-    new = readme[:start + len(MARKERS[0])] + "\n" + text + "\n" + readme[end:]
-    atomic_write(LAB / "README.md", lambda f: f.write(new.encode()))
-    print(text)
+    for key, text in texts.items():
+        begin, finish = MARKERS[key]
+        start, end = readme.find(begin), readme.find(finish)
+        if start < 0 or end < start:
+            raise LabError(f"{LAB / 'README.md'}: the {key}-table markers are missing")
+        readme = readme[:start + len(begin)] + "\n" + text + "\n" + readme[end:]
+        print(text)
+    atomic_write(LAB / "README.md", lambda f: f.write(readme.encode()))
 
 
 def main(argv=None):
@@ -318,11 +436,22 @@ def main(argv=None):
     ap.add_argument("--select", action="store_true", help=f"train the candidate recipes "
                     f"(seeds 0..{SELECT_SEEDS - 1}) and write their validation accuracy to "
                     f"results/selection.json")
+    ap.add_argument("--scaling", nargs="*", type=int, metavar="N",
+                    help=f"train the 300-class runs on datasets of N icons (default: "
+                    f"{' '.join(map(str, SCALING_SIZES))}), {SCALING_SEEDS} seeds each, scored "
+                    f"on 1000 fresh icons; then results/scaling.png and the README paragraph")
     args = ap.parse_args(argv)
     if not 1 <= args.seeds <= 100:
         ap.error(f"--seeds must be between 1 and 100, got {args.seeds}")
     if args.select:
         return select(args.data, args.runs)
+    if args.scaling is not None:
+        sizes = args.scaling or SCALING_SIZES
+        if not all(300 <= n <= 8000 for n in sizes):
+            ap.error(f"--scaling sizes must be between 300 and 8000 icons, got {sizes}")
+        scaling(sizes, range(min(args.seeds, SCALING_SEEDS)),
+                [r for r in SCALING_RUNS if r in args.runs])
+        return write_readme({"scaling": scaling_summary()})
     if not args.summary:
         sweep(range(args.seeds), args.runs, args.data)
     summarise()

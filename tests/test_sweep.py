@@ -38,3 +38,28 @@ def test_the_readme_table_is_made_from_the_manifests():
     readme = (LAB / "README.md").read_text()
     assert sweep.table(found, json.loads(sweep.SELECTION.read_text())) in readme
     assert sweep.goals(found) in readme
+
+
+@pytest.mark.slow
+def test_the_scaling_experiment_end_to_end_on_a_tiny_grid(monkeypatch, tmp_path):
+    """Two small datasets, one seed, one epoch's worth of steps: each point is trained, scored on
+    the fresh icons, and drawn; the paragraph's numbers are read from the manifests."""
+    monkeypatch.setattr(sweep, "RESULTS", tmp_path)
+    monkeypatch.setattr(sweep, "SCALING", tmp_path / "scaling")
+    monkeypatch.setattr(sweep, "RUNS", {"full_factorised": ["--task", "full", "--head",
+                                                            "factorised", "--epochs", "1"]})
+    sweep.scaling((300, 600), range(1), ["full_factorised"])
+    found = sorted((tmp_path / "scaling").glob("full_factorised/n-*/seed-0/manifest.json"))
+    assert [p.parents[1].name for p in found] == ["n-300", "n-600"]
+    entries = [json.loads(p.read_text())["runs"]["full_factorised"] for p in found]
+    assert [e["recipe"]["epochs"] for e in entries] == [3, 2]  # the same steps: 1 × 1000 / n
+    assert [e["split_sizes"]["train"] for e in entries] == [240, 480]  # train + validation
+    assert all(e["eval_all"]["n_icons"] == 1000 and e["test_accuracy"] is None for e in entries)
+    text = sweep.scaling_summary()
+    assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+    for e in entries:
+        assert f"{e['split_sizes']['train'] / 300:.1f} icons per verb form → " \
+               f"{100 * e['eval_all']['accuracy']:.1f}%" in text
+    before = [p.read_bytes() for p in found]
+    sweep.scaling((300, 600), range(1), ["full_factorised"])  # all done: nothing retrained
+    assert [p.read_bytes() for p in found] == before
