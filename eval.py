@@ -32,6 +32,7 @@ from minimodel.files import (
     Outputs,
     check_writable,
     figure_writer,
+    from_here,
     printable,
     pyplot,
     run_cli,
@@ -272,7 +273,7 @@ def evaluate(checkpoint, data, task=None, all_icons=False, out=None, log=print):
                   "accuracy": acc, "factor_accuracy": factor_acc, "parts": parts}
         with Outputs(out) as outputs:
             outputs.manifest(out / "manifest.json", record, "runs", name, "eval_all")
-        log(f"recorded in {printable(out / 'manifest.json')} (runs.{name}.eval_all)")
+        log(f"recorded in {from_here(out / 'manifest.json')} (runs.{name}.eval_all)")
         return acc, cm
     record = {
         "test_accuracy": acc,
@@ -293,7 +294,7 @@ def evaluate(checkpoint, data, task=None, all_icons=False, out=None, log=print):
         for filename, fig in plots.items():
             outputs.file(out / filename, figure_writer(fig))
     log(f"wrote confusion_matrix.png, mistakes.png, cls_attention.png and the run's entry in "
-        f"manifest.json to {printable(out)}/")
+        f"manifest.json to {from_here(out)}/")
     return acc, cm
 
 

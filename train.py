@@ -39,6 +39,7 @@ from minimodel.files import (
     Outputs,
     check_writable,
     figure_writer,
+    from_here,
     printable,
     pyplot,
     read_manifest,
@@ -389,9 +390,9 @@ def run(args, log=print):
         f"{'not scored' if test_acc is None else f'{test_acc:.1%}'} after {args.epochs} "
         f"epoch{'s' * (args.epochs != 1)}, {seconds:.1f}s of training")
     log(f"wrote checkpoint.npz, loss.png, accuracy.png, diagnostics.png and manifest.json to "
-        f"{printable(shown(out))}/" + ("" if out == LAB else
-                                       f"; score it with `uv run python eval.py --checkpoint "
-                                       f"{printable(shown(out / 'checkpoint.npz'))}`"))
+        f"{from_here(out)}/" + ("" if out == LAB else
+                                       f"; score it with `uv run python {from_here(LAB / 'eval.py')}"
+                                       f" --checkpoint {from_here(out / 'checkpoint.npz')}`"))
     return history
 
 

@@ -29,6 +29,10 @@ def test_a_candidate_wins_only_by_more_than_the_spread():
     assert sweep.choose({"a": simple, "b": close}) == "a"  # +2 points, spread 4
     assert sweep.choose({"a": simple, "b": clear}) == "b"  # +6 points
     assert sweep.choose({"a": simple, "b": clear, "c": close}) == "b"
+    noisy = {"val": [78, 94, 95]}  # a noisy choice is replaced by a steady, better one ...
+    assert sweep.choose({"a": noisy, "b": clear}) == "b"
+    lucky = {"val": [80, 99, 100]}  # ... but a noisy challenger must win by more than its noise
+    assert sweep.choose({"a": simple, "b": lucky}) == "a"
 
 
 def test_the_readme_table_is_made_from_the_manifests():

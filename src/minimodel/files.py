@@ -31,6 +31,15 @@ def printable(text):
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
+def from_here(path):
+    """`path` as typed from the current folder (relative; absolute on another Windows drive),
+    printable: what a message tells the user to type."""
+    try:
+        return printable(os.path.relpath(path))
+    except ValueError:  # Windows: no relative path between two drives
+        return printable(Path(path).resolve())
+
+
 # ---------------------------------------------------------------------------- reading
 
 
