@@ -167,7 +167,7 @@ def mistakes_figure(images, labels, y_true, y_pred, task, max_shown=40):
     cols = min(5, max(1, len(shown)))
     rows = max(1, math.ceil(len(shown) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(max(2.6 * cols, 5.5), 2.9 * rows + 0.8),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")  # room for the titles
     factors = TASKS[task.name]
     for ax in axes.flat:
         ax.axis("off")
