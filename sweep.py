@@ -124,7 +124,7 @@ def choose(candidates):
 def select(data, runs):
     """Train each candidate recipe of each run with seeds 0..SELECT_SEEDS-1, validation only,
     and record every seed's validation accuracy in results/selection.json."""
-    tried = json.loads(SELECTION.read_text()) if SELECTION.exists() else {}
+    tried = read_selection()
     code = training_code(LAB)
     todo = [(run, label, seed) for run in runs for label in CANDIDATES[run]
             for seed in range(SELECT_SEEDS)
@@ -153,11 +153,22 @@ def select(data, runs):
                 "cpu": entry["environment"]["cpu"],
                 "blas_kernel": entry["environment"]["blas"]["kernel"],
                 "git_commit": entry["environment"]["git_commit"], "training_code": code}
-            summarise_selection(tried)
-            atomic_write(SELECTION, lambda f: f.write(json.dumps(tried, indent=2).encode()))
+            write_selection(tried)
     for run in runs:
         label = choose(tried[run])
         print(f"{run}: {label} (validation {tried[run][label]['val_mean']:.1f}%)")
+
+
+def read_selection():
+    """results/selection.json, with its means, spreads and choices as this code computes them."""
+    tried = json.loads(SELECTION.read_text()) if SELECTION.exists() else {}
+    summarise_selection(tried)
+    return tried
+
+
+def write_selection(tried):
+    summarise_selection(tried)
+    atomic_write(SELECTION, lambda f: f.write(json.dumps(tried, indent=2).encode()))
 
 
 def summarise_selection(tried):
@@ -406,7 +417,8 @@ def summarise():
     found = collect()
     if not found:
         raise LabError(f"{RESULTS}: no results/<run>/seed-*/manifest.json; run the sweep first")
-    tried = json.loads(SELECTION.read_text())
+    tried = read_selection()
+    write_selection(tried)  # the choices as this code's rule makes them
     plot(found, RESULTS / "seeds.png")
     write_readme({"results": table(found, tried) + "\n\nGoals, on the means of the seeds' test "
                   "accuracy:\n\n" + goals(found), "selection": selection_table(tried)})
