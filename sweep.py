@@ -388,6 +388,11 @@ def goals(found):
         extra.append(f"worst seed {min(test):.1f}% ({worst:.1f} below the mean"
                      f"{'' if worst <= 3 else ', more than 3'})")
         lines.append(f"- {run}: goal ≥ {goal}% → {mean:.1f}%, {verdict}; {'; '.join(extra)}.")
+        missed = {e["recipe"]["seed"]: e["eval"]["mistakes"] for e in found[run]}
+        if max(map(len, missed.values())) <= 3:  # few enough to name them, seed by seed
+            lines[-1] += " Test icons missed: " + "; ".join(
+                f"seed {k}: {', '.join(f'`{m}`' for m in names) or 'none'}"
+                for k, names in missed.items()) + "."
     return "\n".join(lines)
 
 
