@@ -48,7 +48,7 @@ from minimodel.files import (
 )
 from minimodel.grammar.tasks import FACTORS, HEADS, TASKS, Task, run_name
 from minimodel.parallel import DataParallel, blas_info, cpu_count
-from vit import SGD, AdamW, TinyViT, ViTConfig, cross_entropy, to_inputs
+from vit import SGD, TinyViT, ViTConfig, cross_entropy, to_inputs
 
 LAB = Path(__file__).resolve().parent
 DATA = LAB / "data"
@@ -61,16 +61,9 @@ MOMENTUM = 0.9
 SEED = 0
 
 
-OPTIMIZERS = {"sgd": lambda model, wd: SGD(model, MOMENTUM, wd),
-              "adamw": lambda model, wd: AdamW(model, weight_decay=wd)}
-
-
-def cosine_lr(step, total, lr, warmup=0):
-    """Linear warm-up from lr/warmup to lr over the first `warmup` steps, then from lr down
-    towards 0 at the last step, along half a cosine."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    return lr * 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+def cosine_lr(step, total, lr):
+    """From lr at step 0 down towards 0 at the last step, along half a cosine."""
+    return lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
 
 
 def shift(x, max_shift, rng):
@@ -99,14 +92,13 @@ def check_finite(model, loss, where, lr):
 
 
 def train(model, task, x_train, y_train, x_val, y_val, epochs, batch_size, lr, seed,
-          max_shift=0, log=print, optimizer="sgd", weight_decay=0.0, label_smoothing=0.0,
-          warmup=0):
-    """Minibatch training with a per-step schedule (warm-up, then cosine). y are task.targets;
+          max_shift=0, log=print):
+    """Minibatch training with SGD and a cosine schedule per step. y are task.targets;
     x_val is None when there are no validation icons. Returns the history, one dict an epoch,
     with its diagnostics: gradient norms averaged over the epoch's steps, how far each part
     moved in the epoch, attention entropy and logits of the last evaluation."""
-    opt = OPTIMIZERS[optimizer](model, weight_decay)
-    loss_fn = functools.partial(cross_entropy, groups=task.groups, smoothing=label_smoothing)
+    opt = SGD(model, MOMENTUM)
+    loss_fn = functools.partial(cross_entropy, groups=task.groups)
     rng = np.random.default_rng([seed, 1])  # shuffling and shifts; the model's rng draws dropout
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     total, step, t0 = epochs * steps_per_epoch, 0, time.perf_counter()
@@ -127,7 +119,7 @@ def train(model, task, x_train, y_train, x_val, y_val, epochs, batch_size, lr, s
                 loss, logits = parallel.train_step(xb, y_train[idx])  # fills the gradients
                 check_finite(model, loss, f"epoch {epoch}, step {step + 1}", lr)
                 norms.append(diagnostics.gradient_norms(model, parts))
-                opt.step(cosine_lr(step, total, lr, warmup * steps_per_epoch))
+                opt.step(cosine_lr(step, total, lr))
                 losses.append(loss)
                 correct += int((task.decode(logits) == c_train[idx]).sum())
                 step += 1
@@ -240,16 +232,6 @@ def parse_args(argv):
     ap.add_argument("--epochs", type=int, default=EPOCHS, help=f"(default: {EPOCHS})")
     ap.add_argument("--lr", type=float, default=LR, help=f"peak learning rate (default: {LR})")
     ap.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"(default: {BATCH_SIZE})")
-    ap.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd",
-                    help="sgd: momentum 0.9 (default); adamw: Adam, betas 0.9 and 0.999")
-    ap.add_argument("--weight-decay", type=float, default=0.0, metavar="λ",
-                    help="decoupled weight decay p -= lr·λ·p, on the weight matrices only "
-                    "(default: 0)")
-    ap.add_argument("--label-smoothing", type=float, default=0.0, metavar="ε",
-                    help="train towards (1 − ε)·onehot + ε/K instead of onehot (default: 0)")
-    ap.add_argument("--warmup", type=int, default=0, metavar="EPOCHS",
-                    help="raise the LR linearly over this many epochs before the cosine "
-                    "(default: 0)")
     ap.add_argument("--shift", type=int, default=0, metavar="PIXELS",
                     help="augmentation: move each training icon by up to this many pixels "
                     "(default: 0, none)")
@@ -285,12 +267,6 @@ def parse_args(argv):
         ap.error(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
     if not 0 <= args.shift <= 8:
         ap.error(f"--shift must be between 0 and 8 pixels, got {args.shift}")
-    for name in ("weight_decay", "label_smoothing"):
-        if not 0 <= getattr(args, name) < 1:  # (also refuses nan)
-            ap.error(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
-    if not 0 <= args.warmup < args.epochs:
-        ap.error(f"--warmup must be between 0 and --epochs - 1 ({args.epochs - 1}), got "
-                 f"{args.warmup}")
     try:
         check_writable(args.out)  # now, not after the training
     except LabError as e:
@@ -344,8 +320,7 @@ def run(args, log=print):
     t0 = time.perf_counter()
     x_val = x["val"] if len(idx["val"]) else None
     history = train(model, task, x["train"], y[idx["train"]], x_val, y[idx["val"]],
-                    args.epochs, args.batch_size, args.lr, args.seed, args.shift, log,
-                    args.optimizer, args.weight_decay, args.label_smoothing, args.warmup)
+                    args.epochs, args.batch_size, args.lr, args.seed, args.shift, log)
     seconds = time.perf_counter() - t0
     test_acc = None
     if not args.no_test:
@@ -357,10 +332,7 @@ def run(args, log=print):
         "task": args.task, "head": args.head, "split": args.split, "command": args.command,
         "n_classes": len(task.class_names), "config": asdict(cfg),
         "recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                   "schedule": "cosine, per step", "warmup_epochs": args.warmup,
-                   "optimizer": args.optimizer,
-                   "momentum": MOMENTUM if args.optimizer == "sgd" else None,
-                   "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing,
+                   "schedule": "cosine, per step", "optimizer": "SGD", "momentum": MOMENTUM,
                    "shift": args.shift, "seed": args.seed, "train_on": args.train_on},
         "dataset": {"folder": shown(args.data), "fingerprint": dataset.fingerprint,
                     "n_icons": len(dataset.labels)},

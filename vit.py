@@ -267,79 +267,38 @@ def to_inputs(images):
     return x
 
 
-def cross_entropy(logits, y, groups=None, smoothing=0.0):
+def cross_entropy(logits, y, groups=None):
     """Mean softmax cross-entropy. logits (B, K), y (B,) ints -> loss, dlogits (B, K).
 
     With `groups` (sizes summing to K) the logits are read as one softmax per group and y is
     (B, len(groups)): the loss is the sum of the groups' losses. That is a factorised head,
     e.g. groups (20, 5, 3) for verb, tense and person.
-
-    Label smoothing ε: the target is (1 − ε)·onehot(y) + ε/K instead of onehot(y), so
-    loss = −Σ target·log softmax(z) and dloss/dz = softmax(z) − target (per batch mean).
     """
     if groups is not None:
-        parts = [cross_entropy(part, y[:, i], smoothing=smoothing)
+        parts = [cross_entropy(part, y[:, i])
                  for i, part in enumerate(np.split(logits, np.cumsum(groups)[:-1], axis=1))]
         return sum(loss for loss, _ in parts), np.concatenate([d for _, d in parts], axis=1)
-    B, K = logits.shape
+    B = logits.shape[0]
     z = logits - logits.max(axis=1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))  # (B, K) log-softmax
     loss = -logp[np.arange(B), y].mean()
     dlogits = np.exp(logp)  # softmax
     dlogits[np.arange(B), y] -= 1.0
-    if smoothing:
-        loss = (1 - smoothing) * loss - smoothing * logp.mean(axis=1).mean()
-        dlogits[np.arange(B), y] += smoothing
-        dlogits -= smoothing / K
     return float(loss), dlogits / B
 
 
-def decay_mask(model):
-    """1 for the entries of weight matrices (W_*), 0 for biases, LayerNorm, [CLS] and positions:
-    weight decay shrinks only the matrices (as in DeiT and timm). Flat, like flat_params."""
-    return np.concatenate([np.full(p.size, float(p.ndim == 2), p.dtype)
-                           for _, p, _ in model.named_parameters()])
-
-
 class SGD:
-    """SGD with momentum: v = μ·v + g; p -= lr·v (PyTorch's convention); with weight decay λ,
-    decoupled from the gradient: also p -= lr·λ·p on the weight matrices."""
+    """SGD with momentum: v = μ·v + g; p -= lr·v (PyTorch's convention)."""
 
-    def __init__(self, model, momentum=0.9, weight_decay=0.0):
+    def __init__(self, model, momentum=0.9):
         self.p, self.g = model.flat_params, model.flat_grads  # every tensor at once
         self.momentum = momentum
         self.v = np.zeros_like(self.p)
-        self.decay = weight_decay * decay_mask(model) if weight_decay else None
 
     def step(self, lr):
-        if self.decay is not None:
-            self.p -= lr * self.decay * self.p
         self.v *= self.momentum
         self.v += self.g
         self.p -= lr * self.v
-
-
-class AdamW:
-    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), t = 1, 2, ...:
-    m = β1·m + (1 − β1)·g;  s = β2·s + (1 − β2)·g²;  m̂ = m / (1 − β1ᵗ);  ŝ = s / (1 − β2ᵗ);
-    p -= lr·(m̂ / (√ŝ + ε) + λ·p), λ on the weight matrices only."""
-
-    def __init__(self, model, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        self.p, self.g = model.flat_params, model.flat_grads
-        self.b1, self.b2, self.eps = *betas, eps
-        self.m, self.s = np.zeros_like(self.p), np.zeros_like(self.p)
-        self.decay = weight_decay * decay_mask(model)
-        self.t = 0
-
-    def step(self, lr):
-        self.t += 1
-        self.m *= self.b1
-        self.m += (1 - self.b1) * self.g
-        self.s *= self.b2
-        self.s += (1 - self.b2) * self.g * self.g
-        m_hat = self.m / (1 - self.b1 ** self.t)
-        s_hat = self.s / (1 - self.b2 ** self.t)
-        self.p -= lr * (m_hat / (np.sqrt(s_hat) + self.eps) + self.decay * self.p)
 
 
 # ---------------------------------------------------------------------------- main
