@@ -306,7 +306,10 @@ def scaling_summary():
             f"({len(by_x[x])} seed{'s' * (len(by_x[x]) > 1)}, "
             f"{statistics.median(seconds[run][x]):.0f} s)" for x in xs) +
             f"; 95% needs {reach[95]}, 99% needs {reach[99]} icons per verb form.")
-    return "\n".join(lines)
+    return ("### What more data buys\n\nThe 300-class runs' chosen recipes on datasets of "
+            "more icons (`sweep.py --scaling`), the same number of steps at every size, scored "
+            "on the same 1000 fresh icons:\n\n![scaling](results/scaling.png)\n\n" +
+            "\n".join(lines))
 
 
 def collect():
