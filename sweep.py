@@ -401,7 +401,7 @@ def goals(found):
 
 def plot(found, path):
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(9, 4.2))
+    fig, ax = plt.subplots(figsize=(9, 4.8), layout="constrained")
     for i, (run, entries) in enumerate(found.items()):
         test = [100 * e["test_accuracy"] for e in entries]
         fresh = [100 * a for a in map(fresh_accuracy, entries) if a is not None]
@@ -417,7 +417,7 @@ def plot(found, path):
     ax.set(ylabel="accuracy (%)", title="Final models (trained on train + validation), "
            "accuracy over training seeds")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig.legend(fontsize=8, loc="outside lower center", ncol=2)  # off the dots
     save_figure(fig, path)
 
 
