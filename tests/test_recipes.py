@@ -3,11 +3,13 @@ and where a run's outputs go. (AdamW, weight decay, label smoothing and warm-up 
 lost on validation: results/selection.json.)"""
 
 import json
+import os
 
 import pytest
 from conftest import snapshot
 
 import train
+from minimodel.files import from_here
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -46,3 +48,10 @@ def test_training_on_train_and_validation(data_60, tmp_path, capsys):
     assert "val acc    —" in capsys.readouterr().out
     for png in ("loss.png", "accuracy.png", "diagnostics.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_messages_give_paths_as_typed_from_the_current_folder(tmp_path, monkeypatch):
+    (tmp_path / "docs").mkdir()
+    monkeypatch.chdir(tmp_path / "docs")  # a learner in docs/ is told ../runs/..., not runs/...
+    assert from_here(tmp_path / "runs" / "tense") == os.path.join("..", "runs", "tense")
+    assert from_here(tmp_path / "docs" / "x.npz") == "x.npz"
