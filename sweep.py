@@ -228,13 +228,11 @@ SCALING_SEEDS = 2
 
 def same_steps(args, n):
     """A run's recipe for a dataset of n icons, with the number of steps of its 1000-icon run:
-    epochs (and warm-up epochs) × 1000 / n. Holding the steps, not the epochs, keeps each
-    point's training cost the same, and the question to what the data adds, not the compute."""
+    epochs × 1000 / n. Holding the steps, not the epochs, keeps each point's training cost the
+    same, and the question to what the data adds, not the compute."""
     out = list(args)
-    for option in ("--epochs", "--warmup"):
-        if option in out:
-            i = out.index(option) + 1
-            out[i] = str(max(1, round(int(out[i]) * 1000 / n)))
+    i = out.index("--epochs") + 1
+    out[i] = str(max(1, round(int(out[i]) * 1000 / n)))
     return out
 
 
@@ -426,7 +424,7 @@ def summarise():
     if not found:
         raise LabError(f"{RESULTS}: no results/<run>/seed-*/manifest.json; run the sweep first")
     tried = read_selection()
-    write_selection(tried)  # the choices as this code's rule makes them
+    write_selection(tried)  # the choices as this code's rule makes them, back in the file
     plot(found, RESULTS / "seeds.png")
     write_readme({"results": table(found, tried) + "\n\nGoals, on the means of the seeds' test "
                   "accuracy:\n\n" + goals(found), "selection": selection_table(tried)})
