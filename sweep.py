@@ -220,7 +220,7 @@ def sweep(seeds, runs, data):
 
 # --- what more data buys: the 300-class runs on larger datasets ----------------------------------
 
-SCALING_SIZES = (1000, 2000, 4000, 8000)  # generate_icons.py --n
+SCALING_SIZES = (500, 1000, 2000, 4000, 8000)  # generate_icons.py --n
 SCALING_RUNS = ("full", "full_factorised")
 SCALING = RESULTS / "scaling"
 SCALING_SEEDS = 2
@@ -268,14 +268,14 @@ def per_verb_form(entry):
 
 def scaling_summary():
     """results/scaling.png and the README's scaling paragraph, from results/scaling/."""
-    points = {}  # run -> {icons per verb form: [fresh accuracy % per seed]}, and seconds
-    seconds = {}
+    points, seconds, sizes = {}, {}, {}  # run -> {icons per verb form: [per seed]}; x -> N
     for path in sorted(SCALING.glob("*/n-*/seed-*/manifest.json")):
         run = path.parents[2].name
         entry = json.loads(path.read_text())["runs"][run]
         x = per_verb_form(entry)
         points.setdefault(run, {}).setdefault(x, []).append(100 * entry["eval_all"]["accuracy"])
         seconds.setdefault(run, {}).setdefault(x, []).append(entry["training_seconds"])
+        sizes[x] = int(path.parents[1].name.removeprefix("n-"))
     if not points:
         raise LabError(f"{SCALING}: no results yet; run `sweep.py --scaling` first")
     plt = pyplot()
@@ -293,21 +293,65 @@ def scaling_summary():
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     save_figure(fig, RESULTS / "scaling.png")
-    lines = []
-    for run, by_x in points.items():
-        xs = sorted(by_x)
-        means = {x: statistics.mean(by_x[x]) for x in xs}
-        reach = {level: next((f"{x:.1f}" for x in xs if means[x] >= level), f"more than "
-                             f"{xs[-1]:.1f}") for level in (95, 99)}
-        lines.append(f"- {run}: " + ", ".join(
-            f"{x:.1f} icons per verb form → {means[x]:.1f}% "
-            f"({len(by_x[x])} seed{'s' * (len(by_x[x]) > 1)}, "
-            f"{statistics.median(seconds[run][x]):.0f} s)" for x in xs) +
-            f"; 95% needs {reach[95]}, 99% needs {reach[99]} icons per verb form.")
-    return ("### What more data buys\n\nThe 300-class runs' chosen recipes on datasets of "
-            "more icons (`sweep.py --scaling`), the same number of steps at every size, scored "
-            "on the same 1000 fresh icons:\n\n![scaling](results/scaling.png)\n\n" +
-            "\n".join(lines))
+
+    runs, xs = list(points), sorted(sizes)
+    seeds = max(len(each) for by_x in points.values() for each in by_x.values())
+
+    def cell(values):  # mean (min–max) over the seeds, and how many when fewer than the rest
+        return mean_range(values) + (f", {len(values)} seed" * (len(values) < seeds))
+
+    rows = ["| icons (`--n`) | training icons per verb form | " +
+            " | ".join(f"{run}: fresh %" for run in runs) + " | training s (median) |",
+            "|---|---|" + "---|" * len(runs) + "---|"]
+    for x in xs:
+        rows.append(f"| {sizes[x]} | {x:.1f} | " + " | ".join(
+            cell(points[run][x]) if x in points[run] else "—" for run in runs) +
+            f" | {statistics.median(s for run in runs for s in seconds[run].get(x, [])):.0f} |")
+
+    def reach(run, level):
+        """The fewest icons per verb form measured whose seed mean reaches `level`, or None."""
+        return next((x for x in sorted(points[run])
+                     if statistics.mean(points[run][x]) >= level), None)
+
+    def where(run, level):  # in words: the grid's sizes are a factor 2 apart
+        xs, x = sorted(points[run]), reach(run, level)
+        if x is None:
+            return f"more than {xs[-1]:.1f}"
+        return f"{x:.1f} or fewer" if x == xs[0] else f"{xs[xs.index(x) - 1]:.1f}–{x:.1f}"
+
+    answers = []
+    for level in (95, 99):
+        found = {run: reach(run, level) for run in runs}
+        said = "; ".join(f"{run} {where(run, level)}" for run in runs)
+        more = ""
+        if len(runs) == 2 and any(found.values()):
+            if not all(found.values()):
+                more = f": only {next(r for r in runs if found[r])} gets there on this grid"
+            elif found[runs[0]] == found[runs[1]]:
+                more = ": neither is ahead on this grid"
+            else:
+                fewer = min(found, key=found.get)
+                ratio = max(found.values()) / found[fewer]
+                bound = "at least" if found[fewer] == min(points[fewer]) else "about"
+                more = f": {fewer} needs {bound} {ratio:.0f}× fewer"
+        answers.append(f"- **{level}%** (seed mean on the fresh icons) needs {said} training "
+                       f"icons per verb form{more}.")
+    all_seconds = [s for by_x in seconds.values() for each in by_x.values() for s in each]
+    typical = statistics.median(all_seconds)
+    answers.append(
+        f"- **Cost.** Every point trains for the same number of steps, so each costs about "
+        f"{typical:.0f} s on the machine that ran it (median of the {len(all_seconds)} "
+        f"trainings, {min(all_seconds):.0f}–{max(all_seconds):.0f} s), whatever its size. An "
+        f"epoch's cost grows with the icons: holding the epochs instead would make a run on "
+        f"{sizes[xs[-1]]} icons cost {sizes[xs[-1]] / sizes[xs[0]]:.0f}× the "
+        f"{sizes[xs[0]]}-icon run, about {typical * sizes[xs[-1]] / sizes[xs[0]] / 60:.0f} min.")
+    return ("### What more data buys\n\nThe 300-class runs' chosen recipes trained on "
+            "datasets of more icons (`sweep.py --scaling`: training seed 0's generator, the same "
+            "split fractions, train + validation), the same number of steps at every size, each "
+            f"model scored on the same 1000 fresh icons (generator seed 1); {seeds} seeds a "
+            "point, their mean (min–max):\n\n"
+            "![scaling](results/scaling.png)\n\n" + "\n".join(rows) + "\n\n" +
+            "\n".join(answers))
 
 
 def collect():
@@ -329,7 +373,9 @@ def fresh_accuracy(entry):
 
 
 def mean_range(values):
-    """'mean (min–max)' of percentages."""
+    """'mean (min–max)' of percentages; one value alone."""
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
     return f"{statistics.mean(values):.1f} ({min(values):.1f}–{max(values):.1f})"
 
 
