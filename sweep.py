@@ -268,43 +268,50 @@ def per_verb_form(entry):
 
 def scaling_summary():
     """results/scaling.png and the README's scaling paragraph, from results/scaling/."""
-    points, seconds, sizes = {}, {}, {}  # run -> {icons per verb form: [per seed]}; x -> N
+    points, seconds, sizes, seen = {}, {}, {}, {}  # run -> {icons per verb form: [per seed]}
     for path in sorted(SCALING.glob("*/n-*/seed-*/manifest.json")):
         run = path.parents[2].name
         entry = json.loads(path.read_text())["runs"][run]
         x = per_verb_form(entry)
         points.setdefault(run, {}).setdefault(x, []).append(100 * entry["eval_all"]["accuracy"])
         seconds.setdefault(run, {}).setdefault(x, []).append(entry["training_seconds"])
-        sizes[x] = int(path.parents[1].name.removeprefix("n-"))
+        sizes[x] = int(path.parents[1].name.removeprefix("n-"))  # x -> N
+        seen[x] = entry["split_sizes"]["train"] * entry["recipe"]["epochs"]  # icons shown
     if not points:
         raise LabError(f"{SCALING}: no results yet; run `sweep.py --scaling` first")
+    runs, xs = list(points), sorted(sizes)
+    seeds = max(len(each) for by_x in points.values() for each in by_x.values())
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for run, by_x in points.items():
-        xs = sorted(by_x)
-        ax.plot(xs, [statistics.mean(by_x[x]) for x in xs], "o-", label=f"{run} (mean of seeds)")
-        ax.fill_between(xs, [min(by_x[x]) for x in xs], [max(by_x[x]) for x in xs], alpha=0.2)
+        mine = sorted(by_x)
+        ax.plot(mine, [statistics.mean(by_x[x]) for x in mine], "o-",
+                label=f"{run}: mean of {seeds} seeds, their range shaded")
+        ax.fill_between(mine, [min(by_x[x]) for x in mine], [max(by_x[x]) for x in mine],
+                        alpha=0.2)
     for level in (95, 99):
         ax.axhline(level, color="gray", ls=":", lw=1)
+        ax.annotate(f"{level}%", (0, level), xycoords=("axes fraction", "data"),
+                    xytext=(4, 2), textcoords="offset points", va="bottom", color="gray")
     ax.set_xscale("log")
-    ax.set(xlabel="training icons per verb form (log scale)",
+    ax.set_xticks(xs, [f"{x:.1f}\n({sizes[x]})" for x in xs])
+    ax.minorticks_off()
+    ax.set(xlabel="training icons per verb form (log scale); in brackets, generate_icons.py --n",
            ylabel="accuracy on 1000 fresh icons (%)",
-           title="What more data buys: 300 verb forms, same number of training steps")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
+           title="What more data buys: 300 verb forms, about the same number of steps")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
     save_figure(fig, RESULTS / "scaling.png")
 
-    runs, xs = list(points), sorted(sizes)
-    seeds = max(len(each) for by_x in points.values() for each in by_x.values())
 
     def cell(values):  # mean (min–max) over the seeds, and how many when fewer than the rest
         return mean_range(values) + (f", {len(values)} seed" * (len(values) < seeds))
 
-    rows = ["| icons (`--n`) | training icons per verb form | " +
+    rows = ["| icons (`--n`) | training icons per verb form | epochs × training icons | " +
             " | ".join(f"{run}: fresh %" for run in runs) + " | training s (median) |",
-            "|---|---|" + "---|" * len(runs) + "---|"]
+            "|---|---|---|" + "---|" * len(runs) + "---|"]
     for x in xs:
-        rows.append(f"| {sizes[x]} | {x:.1f} | " + " | ".join(
+        rows.append(f"| {sizes[x]} | {x:.1f} | {seen[x]:,} | " + " | ".join(
             cell(points[run][x]) if x in points[run] else "—" for run in runs) +
             f" | {statistics.median(s for run in runs for s in seconds[run].get(x, [])):.0f} |")
 
@@ -339,7 +346,10 @@ def scaling_summary():
     all_seconds = [s for by_x in seconds.values() for each in by_x.values() for s in each]
     typical = statistics.median(all_seconds)
     answers.append(
-        f"- **Cost.** Every point trains for the same number of steps, so each costs about "
+        f"- **Cost.** Every point trains for about the same number of steps (epochs × 1000 / "
+        f"N; the test part is capped at one icon per verb form, so a larger set trains on a "
+        f"larger share of its icons: {max(seen.values()) / min(seen.values()) - 1:.0%} more "
+        f"icons shown at most), so each costs about "
         f"{typical:.0f} s on the machine that ran it (median of the {len(all_seconds)} "
         f"trainings, {min(all_seconds):.0f}–{max(all_seconds):.0f} s), whatever its size. An "
         f"epoch's cost grows with the icons: holding the epochs instead would make a run on "

@@ -56,19 +56,20 @@ def test_the_scaling_paragraph_answers_from_the_manifests(monkeypatch, tmp_path)
         for n, seeds in by_n.items():
             for seed, acc in enumerate(seeds):
                 entry = {"split_sizes": {"train": n * 4 // 5}, "training_seconds": 100 + seed,
+                         "recipe": {"epochs": 300_000 // n},
                          "eval_all": {"accuracy": acc / 100}}
                 folder = tmp_path / "scaling" / run / f"n-{n}" / f"seed-{seed}"
                 folder.mkdir(parents=True)
                 (folder / "manifest.json").write_text(json.dumps({"runs": {run: entry}}))
     text = sweep.scaling_summary()
-    assert "| 500 | 1.3 | 85.0 (80.0–90.0) | 97.0 (96.0–98.0) | 100 |" in text
-    assert "| 4000 | 10.7 | 99.2 (99.0–99.5) | — | 100 |" in text
+    assert "| 500 | 1.3 | 240,000 | 85.0 (80.0–90.0) | 97.0 (96.0–98.0) | 100 |" in text
+    assert "| 4000 | 10.7 | 240,000 | 99.2 (99.0–99.5) | — | 100 |" in text
     assert ("**95%** (seed mean on the fresh icons) needs full 1.3–2.7; full_factorised 1.3 "
             "or fewer training icons per verb form: full_factorised needs at least 2× fewer."
             in text)
     assert ("**99%** (seed mean on the fresh icons) needs full 5.3–10.7; full_factorised "
             "1.3–2.7 training icons per verb form: full_factorised needs about 4× fewer." in text)
-    assert "about 100 s on the machine that ran it (median of the 14 trainings, 100–101 s)" in text
+    assert "0% more icons shown at most), so each costs about 100 s on the machine that ran it (median of the 14 trainings, 100–101 s)" in text
     assert "a run on 4000 icons cost 8× the 500-icon run" in text
 
 
@@ -91,6 +92,7 @@ def test_the_scaling_experiment_end_to_end_on_a_tiny_grid(monkeypatch, tmp_path)
     assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
     for n, e in zip((300, 600), entries):
         assert f"| {n} | {e['split_sizes']['train'] / 300:.1f} | " \
+               f"{e['split_sizes']['train'] * e['recipe']['epochs']:,} | " \
                f"{100 * e['eval_all']['accuracy']:.1f} |" in text
     before = [p.read_bytes() for p in found]
     sweep.scaling((300, 600), range(1), ["full_factorised"])  # all done: nothing retrained
