@@ -226,13 +226,16 @@ SCALING = RESULTS / "scaling"
 SCALING_SEEDS = 2
 
 
+STEPS_OF = 1000  # the lab's dataset size, on which the recipes' epochs were chosen
+
+
 def same_steps(args, n):
     """A run's recipe for a dataset of n icons, with the number of steps of its 1000-icon run:
     epochs × 1000 / n. Holding the steps, not the epochs, keeps each point's training cost the
     same, and the question to what the data adds, not the compute."""
     out = list(args)
     i = out.index("--epochs") + 1
-    out[i] = str(max(1, round(int(out[i]) * 1000 / n)))
+    out[i] = str(max(1, round(int(out[i]) * STEPS_OF / n)))
     return out
 
 
@@ -346,15 +349,16 @@ def scaling_summary():
     all_seconds = [s for by_x in seconds.values() for each in by_x.values() for s in each]
     typical = statistics.median(all_seconds)
     answers.append(
-        f"- **Cost.** Every point trains for about the same number of steps (epochs × 1000 / "
+        f"- **Cost.** Every point trains for about the same number of steps (epochs × {STEPS_OF} / "
         f"N; the test part is capped at one icon per verb form, so a larger set trains on a "
         f"larger share of its icons: {max(seen.values()) / min(seen.values()) - 1:.0%} more "
         f"icons shown at most), so each costs about "
         f"{typical:.0f} s on the machine that ran it (median of the {len(all_seconds)} "
         f"trainings, {min(all_seconds):.0f}–{max(all_seconds):.0f} s), whatever its size. An "
-        f"epoch's cost grows with the icons: holding the epochs instead would make a run on "
-        f"{sizes[xs[-1]]} icons cost {sizes[xs[-1]] / sizes[xs[0]]:.0f}× the "
-        f"{sizes[xs[0]]}-icon run, about {typical * sizes[xs[-1]] / sizes[xs[0]] / 60:.0f} min.")
+        f"epoch's cost grows with the icons: holding the recipe's epochs (chosen on "
+        f"{STEPS_OF} icons) instead would make a run on "
+        f"{sizes[xs[-1]]} icons cost {sizes[xs[-1]] / STEPS_OF:.0f}× the {STEPS_OF}-icon run, "
+        f"about {typical * sizes[xs[-1]] / STEPS_OF / 60:.0f} min.")
     return ("### What more data buys\n\nThe 300-class runs' chosen recipes trained on "
             "datasets of more icons (`sweep.py --scaling`: training seed 0's generator, the same "
             "split fractions, train + validation), the same number of steps at every size, each "

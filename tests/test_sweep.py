@@ -70,7 +70,7 @@ def test_the_scaling_paragraph_answers_from_the_manifests(monkeypatch, tmp_path)
     assert ("**99%** (seed mean on the fresh icons) needs full 5.3–10.7; full_factorised "
             "1.3–2.7 training icons per verb form: full_factorised needs about 4× fewer." in text)
     assert "0% more icons shown at most), so each costs about 100 s on the machine that ran it (median of the 14 trainings, 100–101 s)" in text
-    assert "a run on 4000 icons cost 8× the 500-icon run" in text
+    assert "a run on 4000 icons cost 4× the 1000-icon run, about 7 min" in text
 
 
 @pytest.mark.slow
