@@ -20,6 +20,7 @@ except ModuleNotFoundError as missing:
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -318,32 +319,37 @@ def scaling_summary():
             cell(points[run][x]) if x in points[run] else "—" for run in runs) +
             f" | {statistics.median(s for run in runs for s in seconds[run].get(x, [])):.0f} |")
 
-    def reach(run, level):
-        """The fewest icons per verb form measured whose seed mean reaches `level`, or None."""
-        return next((x for x in sorted(points[run])
-                     if statistics.mean(points[run][x]) >= level), None)
+    def need(run, level):
+        """(lo, hi]: the icons per verb form a run needs for `level`, as the grid can tell. hi
+        is the fewest measured whose seed mean reaches it (inf if none does), lo the size below
+        (0 if hi is the smallest measured)."""
+        xs = sorted(points[run])
+        hi = next((x for x in xs if statistics.mean(points[run][x]) >= level), math.inf)
+        below = [x for x in xs if x < hi]
+        return (below[-1] if below else 0.0), hi
 
-    def where(run, level):  # in words: the grid's sizes are a factor 2 apart
-        xs, x = sorted(points[run]), reach(run, level)
-        if x is None:
-            return f"more than {xs[-1]:.1f}"
-        return f"{x:.1f} or fewer" if x == xs[0] else f"{xs[xs.index(x) - 1]:.1f}–{x:.1f}"
+    def where(lo, hi):
+        if hi == math.inf:
+            return f"more than {lo:.1f}"
+        return f"{hi:.1f} or fewer" if lo == 0 else f"{lo:.1f}–{hi:.1f}"
 
     answers = []
     for level in (95, 99):
-        found = {run: reach(run, level) for run in runs}
-        said = "; ".join(f"{run} {where(run, level)}" for run in runs)
+        needs = {run: need(run, level) for run in runs}
+        said = "; ".join(f"{run} {where(*needs[run])}" for run in runs)
         more = ""
-        if len(runs) == 2 and any(found.values()):
-            if not all(found.values()):
-                more = f": only {next(r for r in runs if found[r])} gets there on this grid"
-            elif found[runs[0]] == found[runs[1]]:
-                more = ": neither is ahead on this grid"
+        if len(runs) == 2:
+            (few, (few_lo, few_hi)), (_, (many_lo, many_hi)) = sorted(
+                needs.items(), key=lambda item: item[1][1])
+            if few_hi == math.inf or many_lo < few_hi:
+                more = ": this grid cannot tell which needs fewer"
+            elif many_hi == math.inf or few_lo == 0:
+                more = (f": {few} needs more than {many_lo / few_hi:.0f}× fewer"
+                        if many_lo / few_hi >= 2 else
+                        f": {few} needs fewer (how many times, this grid cannot tell)")
             else:
-                fewer = min(found, key=found.get)
-                ratio = max(found.values()) / found[fewer]
-                bound = "at least" if found[fewer] == min(points[fewer]) else "about"
-                more = f": {fewer} needs {bound} {ratio:.0f}× fewer"
+                more = (f": {few} needs {many_lo / few_hi:.0f}× to {many_hi / few_lo:.0f}× "
+                        f"fewer")
         answers.append(f"- **{level}%** (seed mean on the fresh icons) needs {said} training "
                        f"icons per verb form{more}.")
     all_seconds = [s for by_x in seconds.values() for each in by_x.values() for s in each]
