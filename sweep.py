@@ -286,27 +286,35 @@ def scaling_summary():
     runs, xs = list(points), sorted(sizes)
     seeds = max(len(each) for by_x in points.values() for each in by_x.values())
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, (acc, miss) = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True)
+    fig.suptitle("What more data buys: 300 verb forms, about the same number of steps at "
+                 "every size")
     for run, by_x in points.items():
         mine = sorted(by_x)
-        ax.plot(mine, [statistics.mean(by_x[x]) for x in mine], "o-",
-                label=f"{run}: mean of {seeds} seeds, their range shaded")
-        ax.fill_between(mine, [min(by_x[x]) for x in mine], [max(by_x[x]) for x in mine],
-                        alpha=0.2)
-    for level in (95, 99):
-        ax.axhline(level, color="gray", ls=":", lw=1)
-        ax.annotate(f"{level}%", (0, level), xycoords=("axes fraction", "data"),
-                    xytext=(4, 2), textcoords="offset points", va="bottom", color="gray")
-    ax.set_xscale("log")
-    ax.set_xticks(xs, [f"{x:.1f}\n({sizes[x]})" for x in xs])
-    ax.minorticks_off()
-    ax.set(xlabel="training icons per verb form (log scale); in brackets, generate_icons.py --n",
-           ylabel="accuracy on 1000 fresh icons (%)",
-           title="What more data buys: 300 verb forms, about the same number of steps")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+        for ax, y in ((acc, lambda a: a), (miss, lambda a: 10 * (100 - a))):  # % -> of 1000
+            ax.plot(mine, [statistics.mean(map(y, by_x[x])) for x in mine], "o-",
+                    label=f"{run}: mean of {seeds} seeds, their range shaded")
+            ax.fill_between(mine, [min(map(y, by_x[x])) for x in mine],
+                            [max(map(y, by_x[x])) for x in mine], alpha=0.2)
+    for ax, levels in ((acc, {95: 95, 99: 99}), (miss, {95: 50, 99: 10})):
+        for level, y in levels.items():
+            ax.axhline(y, color="gray", ls=":", lw=1)
+            ax.annotate(f"{level}%", (1, y), xycoords=("axes fraction", "data"),
+                        xytext=(-4, -2), textcoords="offset points", ha="right", va="top",
+                        color="gray")
+        ax.set_xscale("log")
+        ax.set_xticks(xs, [f"{x:.1f}\n({sizes[x]})" for x in xs])
+        ax.minorticks_off()
+        ax.set_xlabel("training icons per verb form (log scale); in brackets, "
+                      "generate_icons.py --n")
+        ax.grid(alpha=0.3)
+    acc.set(ylabel="accuracy on 1000 fresh icons (%)", title="accuracy")
+    acc.legend(loc="lower right")
+    miss.set_yscale("symlog", linthresh=1)  # linear from 0 to 1, so a seed with no miss shows
+    miss.set_yticks([0, 1, 10, 100, 1000], ["0", "1", "10", "100", "1000"])
+    miss.set(ylim=(0, 1000), ylabel="fresh icons missed, of 1000 (log scale)",
+             title="the same, as misses: the last percent magnified")
     save_figure(fig, RESULTS / "scaling.png")
-
 
     def cell(values):  # mean (min–max) over the seeds, and how many when fewer than the rest
         return mean_range(values) + (f", {len(values)} seed" * (len(values) < seeds))
