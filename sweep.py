@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -373,13 +374,14 @@ def scaling_summary():
         f"{STEPS_OF} icons) instead would make a run on "
         f"{sizes[xs[-1]]} icons cost {sizes[xs[-1]] / STEPS_OF:.0f}× the {STEPS_OF}-icon run, "
         f"about {typical * sizes[xs[-1]] / STEPS_OF / 60:.0f} min.")
-    return ("### What more data buys\n\nThe 300-class runs' chosen recipes trained on "
-            "datasets of more icons (`sweep.py --scaling`: training seed 0's generator, the same "
-            "split fractions, train + validation), the same number of steps at every size, each "
-            f"model scored on the same 1000 fresh icons (generator seed 1); {seeds} seeds a "
-            "point, their mean (min–max):\n\n"
+    intro = ("The 300-class runs' chosen recipes trained on datasets of more icons (`sweep.py "
+             "--scaling`: training seed 0's generator, the same split fractions, train + "
+             "validation), about the same number of steps at every size, each model scored on "
+             f"the same 1000 fresh icons (generator seed 1); {seeds} seeds a point, their mean "
+             "(min–max):")
+    return ("### What more data buys\n\n" + textwrap.fill(intro, 100) + "\n\n"
             "![scaling](results/scaling.png)\n\n" + "\n".join(rows) + "\n\n" +
-            "\n".join(answers))
+            "\n".join(textwrap.fill(a, 100, subsequent_indent="  ") for a in answers))
 
 
 def collect():

@@ -61,7 +61,7 @@ def test_the_scaling_paragraph_answers_from_the_manifests(monkeypatch, tmp_path)
                 folder = tmp_path / "scaling" / run / f"n-{n}" / f"seed-{seed}"
                 folder.mkdir(parents=True)
                 (folder / "manifest.json").write_text(json.dumps({"runs": {run: entry}}))
-    text = sweep.scaling_summary()
+    text = " ".join(sweep.scaling_summary().split())  # the paragraph is wrapped at 100
     assert "| 500 | 1.3 | 240,000 | 85.0 (80.0–90.0) | 97.0 (96.0–98.0) | 100 |" in text
     assert "| 4000 | 10.7 | 240,000 | 99.2 (99.0–99.5) | — | 100 |" in text
     assert ("**95%** (seed mean on the fresh icons) needs full 1.3–2.7; full_factorised 1.3 "
