@@ -271,21 +271,30 @@ def per_verb_form(entry):
     return entry["split_sizes"]["train"] / 300
 
 
-def scaling_summary():
-    """results/scaling.png and the README's scaling paragraph, from results/scaling/."""
-    points, seconds, sizes, seen = {}, {}, {}, {}  # run -> {icons per verb form: [per seed]}
+def scaling_points():
+    """What results/scaling/ holds, by training icons per verb form x: {run: {x: [fresh %
+    per seed]}}, {run: {x: [training s per seed]}}, {x: dataset size N}, {x: epochs × icons}."""
+    points, seconds, sizes, seen = {}, {}, {}, {}
     for path in sorted(SCALING.glob("*/n-*/seed-*/manifest.json")):
         run = path.parents[2].name
         entry = json.loads(path.read_text())["runs"][run]
         x = per_verb_form(entry)
         points.setdefault(run, {}).setdefault(x, []).append(100 * entry["eval_all"]["accuracy"])
         seconds.setdefault(run, {}).setdefault(x, []).append(entry["training_seconds"])
-        sizes[x] = int(path.parents[1].name.removeprefix("n-"))  # x -> N
-        seen[x] = entry["split_sizes"]["train"] * entry["recipe"]["epochs"]  # icons shown
+        sizes[x] = int(path.parents[1].name.removeprefix("n-"))
+        seen[x] = entry["split_sizes"]["train"] * entry["recipe"]["epochs"]
     if not points:
         raise LabError(f"{SCALING}: no results yet; run `sweep.py --scaling` first")
-    runs, xs = list(points), sorted(sizes)
-    seeds = max(len(each) for by_x in points.values() for each in by_x.values())
+    return points, seconds, sizes, seen
+
+
+def seeds_per_point(points):
+    return max(len(each) for by_x in points.values() for each in by_x.values())
+
+
+def scaling_plot(points, sizes):
+    """results/scaling.png: accuracy against icons per verb form, and the same as misses."""
+    xs, seeds = sorted(sizes), seeds_per_point(points)
     plt = pyplot()
     fig, (acc, miss) = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True)
     fig.suptitle("What more data buys: 300 verb forms, about the same number of steps at "
@@ -317,6 +326,38 @@ def scaling_summary():
              title="the same, as misses: the last percent magnified")
     save_figure(fig, RESULTS / "scaling.png")
 
+
+def need(by_x, level):
+    """(lo, hi]: the icons per verb form a run needs for `level`, as the grid can tell. hi is
+    the fewest measured whose seed mean reaches it (inf if none does), lo the size below (0 if
+    hi is the smallest measured)."""
+    xs = sorted(by_x)
+    hi = next((x for x in xs if statistics.mean(by_x[x]) >= level), math.inf)
+    below = [x for x in xs if x < hi]
+    return (below[-1] if below else 0.0), hi
+
+
+def fewer(needs):
+    """How many times fewer icons the head that needs fewer needs, bounded from both heads'
+    (lo, hi] intervals, in words."""
+    (few, (few_lo, few_hi)), (_, (many_lo, many_hi)) = sorted(needs.items(),
+                                                              key=lambda item: item[1][1])
+    if few_hi == math.inf or many_lo < few_hi:
+        return "this grid cannot tell which needs fewer"
+    low = math.floor(many_lo / few_hi + 1e-9)  # rounded so as never to overstate a bound
+    high = (math.inf if many_hi == math.inf or few_lo == 0 else
+            math.ceil(many_hi / few_lo - 1e-9))
+    if high == math.inf:
+        return (f"{few} needs more than {low}× fewer" if low >= 2 else
+                f"{few} needs fewer (how many times, this grid cannot tell)")
+    return (f"{few} needs {low}× to {high}× fewer" if low >= 2 else
+            f"{few} needs fewer, at most {high}× fewer")
+
+
+def scaling_text(points, seconds, sizes, seen):
+    """The README's paragraph: the points as a table, then the issue's questions answered."""
+    runs, xs, seeds = list(points), sorted(sizes), seeds_per_point(points)
+
     def cell(values):  # mean (min–max) over the seeds, and how many when fewer than the rest
         return mean_range(values) + (f", {len(values)} seed" * (len(values) < seeds))
 
@@ -328,15 +369,6 @@ def scaling_summary():
             cell(points[run][x]) if x in points[run] else "—" for run in runs) +
             f" | {statistics.median(s for run in runs for s in seconds[run].get(x, [])):.0f} |")
 
-    def need(run, level):
-        """(lo, hi]: the icons per verb form a run needs for `level`, as the grid can tell. hi
-        is the fewest measured whose seed mean reaches it (inf if none does), lo the size below
-        (0 if hi is the smallest measured)."""
-        xs = sorted(points[run])
-        hi = next((x for x in xs if statistics.mean(points[run][x]) >= level), math.inf)
-        below = [x for x in xs if x < hi]
-        return (below[-1] if below else 0.0), hi
-
     def where(lo, hi):
         if hi == math.inf:
             return f"more than {lo:.1f}"
@@ -344,23 +376,10 @@ def scaling_summary():
 
     answers = []
     for level in (95, 99):
-        needs = {run: need(run, level) for run in runs}
+        needs = {run: need(points[run], level) for run in runs}
         said = "; ".join(f"{run} {where(*needs[run])}" for run in runs)
-        more = ""
-        if len(runs) == 2:
-            (few, (few_lo, few_hi)), (_, (many_lo, many_hi)) = sorted(
-                needs.items(), key=lambda item: item[1][1])
-            if few_hi == math.inf or many_lo < few_hi:
-                more = ": this grid cannot tell which needs fewer"
-            elif many_hi == math.inf or few_lo == 0:
-                more = (f": {few} needs more than {many_lo / few_hi:.0f}× fewer"
-                        if many_lo / few_hi >= 2 else
-                        f": {few} needs fewer (how many times, this grid cannot tell)")
-            else:
-                more = (f": {few} needs {many_lo / few_hi:.0f}× to {many_hi / few_lo:.0f}× "
-                        f"fewer")
         answers.append(f"- **{level}%** (seed mean on the fresh icons) needs {said} training "
-                       f"icons per verb form{more}.")
+                       f"icons per verb form" + (f": {fewer(needs)}." if len(runs) == 2 else "."))
     all_seconds = [s for by_x in seconds.values() for each in by_x.values() for s in each]
     typical = statistics.median(all_seconds)
     answers.append(
@@ -379,9 +398,18 @@ def scaling_summary():
              "validation), about the same number of steps at every size, each model scored on "
              f"the same 1000 fresh icons (generator seed 1); {seeds} seeds a point, their mean "
              "(min–max):")
+    reading = ("Where a head's seed mean crosses a level, \"a–b\" means below it at a training "
+               "icons per verb form and at or above it at b, the next size measured:")
     return ("### What more data buys\n\n" + textwrap.fill(intro, 100) + "\n\n"
             "![scaling](results/scaling.png)\n\n" + "\n".join(rows) + "\n\n" +
-            "\n".join(textwrap.fill(a, 100, subsequent_indent="  ") for a in answers))
+            textwrap.fill(reading, 100) + "\n\n" + "\n".join(textwrap.fill(a, 100, subsequent_indent="  ") for a in answers))
+
+
+def scaling_summary():
+    """results/scaling.png and the README's scaling paragraph, from results/scaling/."""
+    points, seconds, sizes, seen = scaling_points()
+    scaling_plot(points, sizes)
+    return scaling_text(points, seconds, sizes, seen)
 
 
 def collect():

@@ -74,6 +74,20 @@ def test_the_scaling_paragraph_answers_from_the_manifests(monkeypatch, tmp_path)
     assert "a run on 4000 icons cost 4× the 1000-icon run, about 7 min" in text
 
 
+def test_how_many_times_fewer_is_bounded_by_both_intervals():
+    inf = float("inf")  # (lo, hi]: the icons per verb form a head needs, as the grid tells
+    assert sweep.fewer({"a": (0.0, 1.3), "b": (0.0, 1.3)}) == \
+        "this grid cannot tell which needs fewer"
+    assert sweep.fewer({"a": (1.3, 2.7), "b": (2.0, 4.0)}) == \
+        "this grid cannot tell which needs fewer"  # the intervals overlap
+    assert sweep.fewer({"a": (5.7, 12.3), "b": (0.0, 1.3)}) == "b needs more than 4× fewer"
+    assert sweep.fewer({"a": (5.7, inf), "b": (1.3, 2.7)}) == "b needs more than 2× fewer"
+    assert sweep.fewer({"a": (2.7, 5.7), "b": (1.3, 2.7)}) == "b needs fewer, at most 5× fewer"
+    assert sweep.fewer({"a": (1.3, 2.7), "b": (0.0, 1.3)}) == \
+        "b needs fewer (how many times, this grid cannot tell)"
+    assert sweep.fewer({"a": (8.0, 16.0), "b": (1.0, 2.0)}) == "b needs 4× to 16× fewer"
+
+
 @pytest.mark.slow
 def test_the_scaling_experiment_end_to_end_on_a_tiny_grid(monkeypatch, tmp_path):
     """Two small datasets, one seed, one epoch's worth of steps: each point is trained, scored on
