@@ -45,6 +45,12 @@ def test_the_readme_table_is_made_from_the_manifests():
     assert sweep.goals(found) in readme
 
 
+def test_the_readme_scaling_paragraph_is_made_from_the_manifests():
+    if not list(sweep.SCALING.glob("*/n-*/seed-*/manifest.json")):
+        pytest.skip("no results/scaling/ yet")
+    assert sweep.scaling_text(*sweep.scaling_points()) in (LAB / "README.md").read_text()
+
+
 def test_the_scaling_paragraph_answers_from_the_manifests(monkeypatch, tmp_path):
     """Where each head's seed mean crosses 95% and 99% on the grid, how many times fewer icons
     the factorised head needs, and what a point costs: all read from the manifests."""
