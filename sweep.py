@@ -266,46 +266,56 @@ def scaling(sizes, seeds, runs):
                 script("eval.py", "--data", fresh, "--all", "--checkpoint", out / "checkpoint.npz")
 
 
+COMBOS = "full_factorised_combos"  # in the grid only when --runs asks for it
+HELD_OUT_FORMS = 60  # of the 300, by the combos split: every icon of them is a test icon
+
+
 def per_verb_form(entry):
-    """Training icons per verb form (300 of them) of a run."""
-    return entry["split_sizes"]["train"] / 300
+    """Training icons per verb form the run trains on: all 300, or the 240 the unseen-
+    combinations split lets it see."""
+    return entry["split_sizes"]["train"] / (300 - HELD_OUT_FORMS * (entry["split"] == "combos"))
 
 
 def scaling_points():
-    """What results/scaling/ holds, by training icons per verb form x: {run: {x: [fresh %
-    per seed]}}, {run: {x: [training s per seed]}}, {x: dataset size N}, {x: epochs × icons}."""
-    points, seconds, sizes, seen = {}, {}, {}, {}
+    """What results/scaling/ holds, by dataset size N: {run: {N: [fresh % per seed]}}, the
+    same for training seconds, {run: {N: training icons per verb form}} and {N: epochs ×
+    training icons} (of the runs that see every form). For the unseen combinations, fresh % is
+    on the fresh icons of the forms it never saw."""
+    points, seconds, per_form, shown = {}, {}, {}, {}
     for path in sorted(SCALING.glob("*/n-*/seed-*/manifest.json")):
-        run = path.parents[2].name
+        run, n = path.parents[2].name, int(path.parents[1].name.removeprefix("n-"))
         entry = json.loads(path.read_text())["runs"][run]
-        x = per_verb_form(entry)
-        points.setdefault(run, {}).setdefault(x, []).append(100 * entry["eval_all"]["accuracy"])
-        seconds.setdefault(run, {}).setdefault(x, []).append(entry["training_seconds"])
-        sizes[x] = int(path.parents[1].name.removeprefix("n-"))
-        seen[x] = entry["split_sizes"]["train"] * entry["recipe"]["epochs"]
-    if not points:
-        raise LabError(f"{SCALING}: no results yet; run `sweep.py --scaling` first")
-    return points, seconds, sizes, seen
+        points.setdefault(run, {}).setdefault(n, []).append(100 * fresh_accuracy(entry))
+        seconds.setdefault(run, {}).setdefault(n, []).append(entry["training_seconds"])
+        per_form.setdefault(run, {})[n] = per_verb_form(entry)
+        if run != COMBOS:
+            shown[n] = entry["split_sizes"]["train"] * entry["recipe"]["epochs"]
+    if not shown:
+        raise LabError(f"{SCALING}: no results of {' or '.join(SCALING_RUNS)} yet; run "
+                       f"`sweep.py --scaling` first")
+    return points, seconds, per_form, shown
 
 
 def seeds_per_point(points):
-    return max(len(each) for by_x in points.values() for each in by_x.values())
+    return max(len(each) for by_n in points.values() for each in by_n.values())
 
 
-def scaling_plot(points, sizes):
+def scaling_plot(points, per_form):
     """results/scaling.png: accuracy against icons per verb form, and the same as misses."""
-    xs, seeds = sorted(sizes), seeds_per_point(points)
+    seeds = seeds_per_point(points)
+    ticks = {x: n for run in points if run != COMBOS for n, x in per_form[run].items()}
     plt = pyplot()
     fig, (acc, miss) = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True)
     fig.suptitle("What more data buys: 300 verb forms, about the same number of steps at "
-                 "every size")
-    for run, by_x in points.items():
-        mine = sorted(by_x)
+                 f"every size (lines: the mean of {seeds} seeds; shaded: their range)")
+    for run, by_n in points.items():
+        ns = sorted(by_n)
+        xs = [per_form[run][n] for n in ns]
+        label = f"{run}: held-out forms (x: per seen form)" if run == COMBOS else run
         for ax, y in ((acc, lambda a: a), (miss, lambda a: 10 * (100 - a))):  # % -> of 1000
-            ax.plot(mine, [statistics.mean(map(y, by_x[x])) for x in mine], "o-",
-                    label=f"{run}: mean of {seeds} seeds, their range shaded")
-            ax.fill_between(mine, [min(map(y, by_x[x])) for x in mine],
-                            [max(map(y, by_x[x])) for x in mine], alpha=0.2)
+            ax.plot(xs, [statistics.mean(map(y, by_n[n])) for n in ns], "o-", label=label)
+            ax.fill_between(xs, [min(map(y, by_n[n])) for n in ns],
+                            [max(map(y, by_n[n])) for n in ns], alpha=0.2)
     for ax, levels in ((acc, {95: 95, 99: 99}), (miss, {95: 50, 99: 10})):
         for level, y in levels.items():
             ax.axhline(y, color="gray", ls=":", lw=1)
@@ -313,7 +323,7 @@ def scaling_plot(points, sizes):
                         xytext=(-4, -2), textcoords="offset points", ha="right", va="top",
                         color="gray")
         ax.set_xscale("log")
-        ax.set_xticks(xs, [f"{x:.1f}\n({sizes[x]})" for x in xs])
+        ax.set_xticks(list(ticks), [f"{x:.1f}\n({n})" for x, n in ticks.items()])
         ax.minorticks_off()
         ax.set_xlabel("training icons per verb form (log scale); in brackets, "
                       "generate_icons.py --n")
@@ -322,7 +332,7 @@ def scaling_plot(points, sizes):
     acc.legend(loc="lower right")
     miss.set_yscale("symlog", linthresh=1)  # linear from 0 to 1, so a seed with no miss shows
     miss.set_yticks([0, 1, 10, 100, 1000], ["0", "1", "10", "100", "1000"])
-    miss.set(ylim=(0, 1000), ylabel="fresh icons missed, of 1000 (log scale)",
+    miss.set(ylim=(0, 1000), ylabel="fresh icons missed, per 1000 (log scale)",
              title="the same, as misses: the last percent magnified")
     save_figure(fig, RESULTS / "scaling.png")
 
@@ -354,20 +364,24 @@ def fewer(needs):
             f"{few} needs fewer, at most {high}× fewer")
 
 
-def scaling_text(points, seconds, sizes, seen):
+def scaling_text(points, seconds, per_form, shown):
     """The README's paragraph: the points as a table, then the issue's questions answered."""
-    runs, xs, seeds = list(points), sorted(sizes), seeds_per_point(points)
+    seeds = seeds_per_point(points)
+    heads = [run for run in points if run != COMBOS]  # the runs that see every verb form
+    ns = sorted(shown)
 
     def cell(values):  # mean (min–max) over the seeds, and how many when fewer than the rest
         return mean_range(values) + (f", {len(values)} seed" * (len(values) < seeds))
 
+    runs = [*heads, *[COMBOS] * (COMBOS in points)]
     rows = ["| icons (`--n`) | training icons per verb form | epochs × training icons | " +
-            " | ".join(f"{run}: fresh %" for run in runs) + " | training s (median) |",
+            " | ".join(f"{run}: fresh %" + " of held-out forms" * (run == COMBOS)
+                       for run in runs) + " | training s (median) |",
             "|---|---|---|" + "---|" * len(runs) + "---|"]
-    for x in xs:
-        rows.append(f"| {sizes[x]} | {x:.1f} | {seen[x]:,} | " + " | ".join(
-            cell(points[run][x]) if x in points[run] else "—" for run in runs) +
-            f" | {statistics.median(s for run in runs for s in seconds[run].get(x, [])):.0f} |")
+    for n in ns:
+        rows.append(f"| {n} | {per_form[heads[0]][n]:.1f} | {shown[n]:,} | " + " | ".join(
+            cell(points[run][n]) if n in points[run] else "—" for run in runs) +
+            f" | {statistics.median(s for run in runs for s in seconds[run].get(n, [])):.0f} |")
 
     def where(lo, hi):
         if hi == math.inf:
@@ -376,23 +390,30 @@ def scaling_text(points, seconds, sizes, seen):
 
     answers = []
     for level in (95, 99):
-        needs = {run: need(points[run], level) for run in runs}
-        said = "; ".join(f"{run} {where(*needs[run])}" for run in runs)
+        needs = {run: need({per_form[run][n]: a for n, a in points[run].items()}, level)
+                 for run in heads}
+        said = "; ".join(f"{run} {where(*needs[run])}" for run in heads)
         answers.append(f"- **{level}%** (seed mean on the fresh icons) needs {said} training "
-                       f"icons per verb form" + (f": {fewer(needs)}." if len(runs) == 2 else "."))
-    all_seconds = [s for by_x in seconds.values() for each in by_x.values() for s in each]
+                       f"icons per verb form" + (f": {fewer(needs)}." if len(heads) == 2 else "."))
+    if COMBOS in points:
+        answers.append(f"- **Unseen forms.** {COMBOS}, trained on the {300 - HELD_OUT_FORMS} "
+                       f"forms it sees, on the fresh icons of the {HELD_OUT_FORMS} it never saw: "
+                       + ", ".join(f"{per_form[COMBOS][n]:.1f} icons per seen form → "
+                                   f"{statistics.mean(points[COMBOS][n]):.1f}%"
+                                   for n in sorted(points[COMBOS])) + ".")
+    all_seconds = [s for by_n in seconds.values() for each in by_n.values() for s in each]
     typical = statistics.median(all_seconds)
     answers.append(
         f"- **Cost.** Every point trains for about the same number of steps (epochs × {STEPS_OF} / "
         f"N; the test part is capped at one icon per verb form, so a larger set trains on a "
-        f"larger share of its icons: {max(seen.values()) / min(seen.values()) - 1:.0%} more "
+        f"larger share of its icons: {max(shown.values()) / min(shown.values()) - 1:.0%} more "
         f"icons shown at most), so each costs about "
         f"{typical:.0f} s on the machine that ran it (median of the {len(all_seconds)} "
         f"trainings, {min(all_seconds):.0f}–{max(all_seconds):.0f} s), whatever its size. An "
         f"epoch's cost grows with the icons: holding the recipe's epochs (chosen on "
         f"{STEPS_OF} icons) instead would make a run on "
-        f"{sizes[xs[-1]]} icons cost {sizes[xs[-1]] / STEPS_OF:.0f}× the {STEPS_OF}-icon run, "
-        f"about {typical * sizes[xs[-1]] / STEPS_OF / 60:.0f} min.")
+        f"{ns[-1]} icons cost {ns[-1] / STEPS_OF:.0f}× the {STEPS_OF}-icon run, "
+        f"about {typical * ns[-1] / STEPS_OF / 60:.0f} min.")
     intro = ("The 300-class runs' chosen recipes trained on datasets of more icons (`sweep.py "
              "--scaling`: training seed 0's generator, the same split fractions, train + "
              "validation), about the same number of steps at every size, each model scored on "
@@ -407,9 +428,9 @@ def scaling_text(points, seconds, sizes, seen):
 
 def scaling_summary():
     """results/scaling.png and the README's scaling paragraph, from results/scaling/."""
-    points, seconds, sizes, seen = scaling_points()
-    scaling_plot(points, sizes)
-    return scaling_text(points, seconds, sizes, seen)
+    points, seconds, per_form, shown = scaling_points()
+    scaling_plot(points, per_form)
+    return scaling_text(points, seconds, per_form, shown)
 
 
 def collect():
@@ -552,8 +573,9 @@ def main(argv=None):
                                  "(--select), train and score the final models over several "
                                  "seeds, then write the README's results table.")
     ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default: 5)")
-    ap.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS),
-                    help="which runs (default: all)")
+    ap.add_argument("--runs", nargs="+", choices=list(RUNS),
+                    help=f"which runs (default: all; with --scaling: {' '.join(SCALING_RUNS)}, "
+                    f"and {COMBOS} may be added)")
     ap.add_argument("--data", default=str(LAB / "data"), help="folder made by "
                     "generate_icons.py (default: the lab's data/)")
     ap.add_argument("--summary", action="store_true", help="only rebuild the table and plot")
@@ -567,17 +589,20 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not 1 <= args.seeds <= 100:
         ap.error(f"--seeds must be between 1 and 100, got {args.seeds}")
-    if args.select:
-        return select(args.data, args.runs)
     if args.scaling is not None:
-        sizes = args.scaling or SCALING_SIZES
+        sizes, runs = args.scaling or SCALING_SIZES, args.runs or SCALING_RUNS
         if not all(300 <= n <= 8000 for n in sizes):
             ap.error(f"--scaling sizes must be between 300 and 8000 icons, got {sizes}")
-        scaling(sizes, range(min(args.seeds, SCALING_SEEDS)),
-                [r for r in SCALING_RUNS if r in args.runs])
+        if not set(runs) <= {*SCALING_RUNS, COMBOS}:
+            ap.error(f"--scaling trains the 300-class runs ({', '.join([*SCALING_RUNS, COMBOS])}), "
+                     f"not {', '.join(sorted(set(runs) - {*SCALING_RUNS, COMBOS}))}")
+        scaling(sizes, range(min(args.seeds, SCALING_SEEDS)), runs)
         return write_readme({"scaling": scaling_summary()})
+    runs = args.runs or list(RUNS)
+    if args.select:
+        return select(args.data, runs)
     if not args.summary:
-        sweep(range(args.seeds), args.runs, args.data)
+        sweep(range(args.seeds), runs, args.data)
     summarise()
 
 

@@ -53,31 +53,47 @@ def test_the_readme_scaling_paragraph_is_made_from_the_manifests():
 
 def test_the_scaling_paragraph_answers_from_the_manifests(monkeypatch, tmp_path):
     """Where each head's seed mean crosses 95% and 99% on the grid, how many times fewer icons
-    the factorised head needs, and what a point costs: all read from the manifests."""
+    the factorised head needs, what the unseen forms gain, and what a point costs: all read
+    from the manifests."""
     monkeypatch.setattr(sweep, "RESULTS", tmp_path)
     monkeypatch.setattr(sweep, "SCALING", tmp_path / "scaling")
     accuracy = {"full": {500: (80, 90), 1000: (94, 97), 2000: (98, 99), 4000: (99, 99.5)},
-                "full_factorised": {500: (96, 98), 1000: (99, 99.4), 2000: (99.5, 99.9)}}
+                "full_factorised": {500: (96, 98), 1000: (99, 99.4), 2000: (99.5, 99.9)},
+                "full_factorised_combos": {500: (89, 91), 1000: (95, 95)}}
     for run, by_n in accuracy.items():
+        split = "combos" if run.endswith("combos") else "stratified"
         for n, seeds in by_n.items():
             for seed, acc in enumerate(seeds):
-                entry = {"split_sizes": {"train": n * 4 // 5}, "training_seconds": 100 + seed,
-                         "recipe": {"epochs": 300_000 // n},
-                         "eval_all": {"accuracy": acc / 100}}
+                entry = {"split": split, "split_sizes": {"train": n * 4 // 5},
+                         "training_seconds": 100 + seed, "recipe": {"epochs": 300_000 // n},
+                         "eval_all": {"accuracy": acc / 200 if split == "combos" else acc / 100,
+                                      "parts": {"test": {"accuracy": acc / 100}}}}
                 folder = tmp_path / "scaling" / run / f"n-{n}" / f"seed-{seed}"
                 folder.mkdir(parents=True)
                 (folder / "manifest.json").write_text(json.dumps({"runs": {run: entry}}))
     text = " ".join(sweep.scaling_summary().split())  # the paragraph is wrapped at 100
-    assert "| 500 | 1.3 | 240,000 | 85.0 (80.0–90.0) | 97.0 (96.0–98.0) | 100 |" in text
-    assert "| 4000 | 10.7 | 240,000 | 99.2 (99.0–99.5) | — | 100 |" in text
+    assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+    assert ("| 500 | 1.3 | 240,000 | 85.0 (80.0–90.0) | 97.0 (96.0–98.0) | 90.0 (89.0–91.0) | "
+            "100 |") in text
+    assert "| 4000 | 10.7 | 240,000 | 99.2 (99.0–99.5) | — | — | 100 |" in text
     assert ("**95%** (seed mean on the fresh icons) needs full 1.3–2.7; full_factorised 1.3 "
             "or fewer training icons per verb form: full_factorised needs fewer (how many times, "
-            "this grid cannot tell)."
-            in text)
+            "this grid cannot tell).") in text
     assert ("**99%** (seed mean on the fresh icons) needs full 5.3–10.7; full_factorised "
-            "1.3–2.7 training icons per verb form: full_factorised needs 2× to 8× fewer." in text)
-    assert "0% more icons shown at most), so each costs about 100 s on the machine that ran it (median of the 14 trainings, 100–101 s)" in text
+            "1.3–2.7 training icons per verb form: full_factorised needs 2× to 8× fewer.") in text
+    assert ("**Unseen forms.** full_factorised_combos, trained on the 240 forms it sees, on the "
+            "fresh icons of the 60 it never saw: 1.7 icons per seen form → 90.0%, 3.3 icons per "
+            "seen form → 95.0%.") in text  # the held-out part, not all 1000 fresh icons
+    assert ("0% more icons shown at most), so each costs about 100 s on the machine that ran it "
+            "(median of the 18 trainings, 100–101 s)") in text
     assert "a run on 4000 icons cost 4× the 1000-icon run, about 7 min" in text
+
+
+def test_scaling_refuses_runs_that_are_not_300_class(capsys):
+    with pytest.raises(SystemExit) as stop:
+        sweep.main(["--scaling", "--runs", "full", "tense"])
+    assert stop.value.code == 2
+    assert "--scaling trains the 300-class runs" in capsys.readouterr().err
 
 
 def test_how_many_times_fewer_is_bounded_by_both_intervals():
