@@ -328,7 +328,7 @@ def scaling_plot(points, per_form):
         ax.set_xlabel("training icons per verb form (log scale); in brackets, "
                       "generate_icons.py --n")
         ax.grid(alpha=0.3)
-    acc.set(ylabel="accuracy on 1000 fresh icons (%)", title="accuracy")
+    acc.set(ylabel="accuracy on the fresh icons (%)", title="accuracy")
     acc.legend(loc="lower right")
     miss.set_yscale("symlog", linthresh=1)  # linear from 0 to 1, so a seed with no miss shows
     miss.set_yticks([0, 1, 10, 100, 1000], ["0", "1", "10", "100", "1000"])
