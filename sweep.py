@@ -259,7 +259,8 @@ def scaling(sizes, seeds, runs):
             data = Path(tmp) / f"data-{n}"
             script("generate_icons.py", "--out", data, "--n", n, "--seed", 0)
             for run, seed in [(r, k) for m, r, k in todo if m == n]:
-                progress(todo.index((n, run, seed)), len(todo), t0, f"{run}, {n} icons, seed {seed}")
+                progress(todo.index((n, run, seed)), len(todo), t0,
+                         f"{run}, {n} icons, seed {seed}")
                 out = SCALING / run / f"n-{n}" / f"seed-{seed}"
                 script("train.py", "--data", data, "--out", out, "--seed", seed, "--no-test",
                        *same_steps(RUNS[run], n), "--train-on", "train+val")
@@ -379,7 +380,8 @@ def scaling_text(points, seconds, per_form, shown):
                        for run in runs) + " | training s (median) |",
             "|---|---|---|" + "---|" * len(runs) + "---|"]
     for n in ns:
-        rows.append(f"| {n} | {per_form[heads[0]][n]:.1f} | {shown[n]:,} | " + " | ".join(
+        x = next(per_form[run][n] for run in heads if n in per_form[run])  # the same in each
+        rows.append(f"| {n} | {x:.1f} | {shown[n]:,} | " + " | ".join(
             cell(points[run][n]) if n in points[run] else "—" for run in runs) +
             f" | {statistics.median(s for run in runs for s in seconds[run].get(n, [])):.0f} |")
 
@@ -404,10 +406,11 @@ def scaling_text(points, seconds, per_form, shown):
     all_seconds = [s for by_n in seconds.values() for each in by_n.values() for s in each]
     typical = statistics.median(all_seconds)
     answers.append(
-        f"- **Cost.** Every point trains for about the same number of steps (epochs × {STEPS_OF} / "
-        f"N; the test part is capped at one icon per verb form, so a larger set trains on a "
-        f"larger share of its icons: {max(shown.values()) / min(shown.values()) - 1:.0%} more "
-        f"icons shown at most), so each costs about "
+        f"- **Cost.** Every point trains for about the same number of steps (epochs × "
+        f"{STEPS_OF} / N; the test part is capped at one icon per verb form, so a larger set "
+        f"trains on a larger share of its icons: "
+        f"{max(shown.values()) / min(shown.values()) - 1:.0%} more icons shown at most), so "
+        f"each costs about "
         f"{typical:.0f} s on the machine that ran it (median of the {len(all_seconds)} "
         f"trainings, {min(all_seconds):.0f}–{max(all_seconds):.0f} s), whatever its size. An "
         f"epoch's cost grows with the icons: holding the recipe's epochs (chosen on "
@@ -423,7 +426,8 @@ def scaling_text(points, seconds, per_form, shown):
                "icons per verb form and at or above it at b, the next size measured:")
     return ("### What more data buys\n\n" + textwrap.fill(intro, 100) + "\n\n"
             "![scaling](results/scaling.png)\n\n" + "\n".join(rows) + "\n\n" +
-            textwrap.fill(reading, 100) + "\n\n" + "\n".join(textwrap.fill(a, 100, subsequent_indent="  ") for a in answers))
+            textwrap.fill(reading, 100) + "\n\n" +
+            "\n".join(textwrap.fill(a, 100, subsequent_indent="  ") for a in answers))
 
 
 def scaling_summary():

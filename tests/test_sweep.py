@@ -73,14 +73,15 @@ def test_the_scaling_paragraph_answers_from_the_manifests(monkeypatch, tmp_path)
                 (folder / "manifest.json").write_text(json.dumps({"runs": {run: entry}}))
     text = " ".join(sweep.scaling_summary().split())  # the paragraph is wrapped at 100
     assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
-    assert ("| 500 | 1.3 | 240,000 | 85.0 (80.0–90.0) | 97.0 (96.0–98.0) | 90.0 (89.0–91.0) | "
-            "100 |") in text
+    assert ("| 500 | 1.3 | 240,000 | 85.0 (80.0–90.0) | 97.0 (96.0–98.0) | "
+            "90.0 (89.0–91.0) | 100 |") in text
     assert "| 4000 | 10.7 | 240,000 | 99.2 (99.0–99.5) | — | — | 100 |" in text
     assert ("**95%** (seed mean on the fresh icons) needs full 1.3–2.7; full_factorised 1.3 "
             "or fewer training icons per verb form: full_factorised needs fewer (how many times, "
             "this grid cannot tell).") in text
     assert ("**99%** (seed mean on the fresh icons) needs full 5.3–10.7; full_factorised "
-            "1.3–2.7 training icons per verb form: full_factorised needs 2× to 8× fewer.") in text
+            "1.3–2.7 training icons per verb form: full_factorised needs 2× to 8× "
+            "fewer.") in text
     assert ("**Unseen forms.** full_factorised_combos, trained on the 240 forms it sees, on the "
             "fresh icons of the 60 it never saw: 1.7 icons per seen form → 90.0%, 3.3 icons per "
             "seen form → 95.0%.") in text  # the held-out part, not all 1000 fresh icons
