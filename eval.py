@@ -91,17 +91,25 @@ def confusion_figure(views, title):
 
 
 def cls_attention(model, image):
-    """Where [CLS] looks in one image: (8, 8) maps of the last block's attention (heads
-    averaged) and of the attention rollout through all blocks (Abnar & Zuidema, 2020)."""
+    """Where [CLS] looks in one image: (n, n) maps, one entry a patch, of the last block's
+    attention (heads averaged) and of the attention rollout through all blocks (Abnar &
+    Zuidema, 2020). Without [CLS] (pool="mean"), the mean of the patch tokens' rows: where
+    the tokens that the head averages look."""
     model.forward(image[None])  # evaluation mode; every block keeps its last `att`
-    n = model.cfg.image_size // model.cfg.patch_size
-    rollout = np.eye(model.cfg.n_patches + 1)
-    for block in model.blocks:  # the last block's att has [CLS]'s row only: (1, H, 1, T)
+    cfg = model.cfg
+    n, first = cfg.image_size // cfg.patch_size, int(cfg.pool == "cls")  # patches: first..T-1
+    rollout = np.eye(cfg.n_tokens)
+    for block in model.blocks:  # with [CLS], the last block's att has its row only: (1, H, 1, T)
         a = block.att[0].mean(axis=0)  # (T', T), heads averaged
         a = a + np.eye(*a.shape)  # the residual path carries each token on
         rollout = (a / a.sum(axis=1, keepdims=True)) @ rollout
-    last = model.blocks[-1].att[0].mean(axis=0)[0]  # (T,)
-    return last[1:].reshape(n, n), rollout[0, 1:].reshape(n, n)
+    last = model.blocks[-1].att[0].mean(axis=0).mean(axis=0)  # (T,): the reader's row
+    return last[first:].reshape(n, n), rollout.mean(axis=0)[first:].reshape(n, n)
+
+
+def reader(cfg):
+    """Who reads the patches for the head, in words."""
+    return "[CLS]" if cfg.pool == "cls" else "the patch tokens (mean pooling, no [CLS])"
 
 
 def icon_title(lab):
@@ -114,7 +122,7 @@ def icon_title(lab):
 
 def attention_figure(model, images, labels):
     """One test icon per tense: the icon, then where [CLS] looks in the last block and through
-    all blocks (rollout), each patch's attention drawn against uniform attention (1/65)."""
+    all blocks (rollout), each patch's attention drawn against uniform attention (1/T)."""
     from matplotlib.colors import LogNorm
 
     plt = pyplot()
@@ -125,7 +133,8 @@ def attention_figure(model, images, labels):
         return ranked[0][2]
 
     picks = [pick(t) for t in range(len(TENSES))]
-    uniform = 1 / (model.cfg.n_patches + 1)
+    cfg = model.cfg
+    uniform, n = 1 / cfg.n_tokens, cfg.image_size // cfg.patch_size
     maps = [cls_attention(model, to_inputs(images[i])) for i in picks]
     # one colour scale for every map: × uniform, log, symmetric, and never narrower than ¼–4×,
     # so that near-uniform attention looks near-white, not like sharp focus
@@ -145,16 +154,19 @@ def attention_figure(model, images, labels):
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    bar = fig.colorbar(shown, ax=axes, shrink=0.5, label="[CLS]'s attention to a patch, ÷ "
-                       "uniform (1/65): white = uniform, red = more, blue = less")
+    who = "[CLS]'s" if cfg.pool == "cls" else "the tokens' mean"
+    bar = fig.colorbar(shown, ax=axes, shrink=0.5, label=f"{who} attention to a patch, ÷ uniform "
+                       f"(1/{cfg.n_tokens}): white = uniform, red = more, blue = less")
     ticks = [t for t in (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8, 16) if abs(math.log(t)) <= reach]
     bar.set_ticks(ticks, labels=[f"{t:g}×" for t in ticks])
     bar.minorticks_off()
-    fig.suptitle("Where [CLS] looks, patch by patch (8×8 patches of 4×4 pixels), heads averaged\n"
+    fig.suptitle(f"Where {reader(cfg)} looks, patch by patch ({n}×{n} patches of "
+                 f"{cfg.patch_size}×{cfg.patch_size} pixels), heads averaged\n"
                  "last block: its attention weights; rollout: attention multiplied through the "
                  "blocks, the residual\npath added (Abnar & Zuidema, 2020): which patches "
-                 "reach [CLS] at all.\nAttention shows where information can flow, not "
-                 "which pixels decide the answer.", fontsize=9)
+                 f"reach {'[CLS]' if cfg.pool == 'cls' else 'the head'} at all.\nAttention "
+                 "shows where information can flow, not which pixels decide the answer.",
+                 fontsize=9)
     return fig
 
 

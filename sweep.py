@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from minimodel.files import LabError, atomic_write, pyplot, run_cli, save_figure, training_code
+from minimodel.recipes import recipe
 
 LAB = Path(__file__).resolve().parent
 RESULTS = LAB / "results"
@@ -38,8 +39,8 @@ FRESH_SEED = 1  # the icons' generator seed for the fresh test set; training ico
 SELECT_SEEDS = 3  # seeds 0..2 score each candidate on the validation icons
 
 
-def recipe(task, epochs, lr, shift, *more):
-    """train.py's arguments for a recipe."""
+def candidate(task, epochs, lr, shift, *more):
+    """train.py's arguments for a candidate recipe."""
     return ["--task", task, *more, "--epochs", str(epochs), "--lr", str(lr), "--shift",
             str(shift)]
 
@@ -57,22 +58,25 @@ CANDIDATES = {
               "spec, shift 1": ["--task", "tense", *SPEC, "--shift", "1"],
               "spec, shift 2": ["--task", "tense", *SPEC, "--shift", "2"]},
     "tense_person": {
-        "sgd 0.05, shift 2, 100 epochs": recipe("tense_person", 100, 0.05, 2),
-        "sgd 0.05, shift 4, 100 epochs": recipe("tense_person", 100, 0.05, 4)},
+        "sgd 0.05, shift 2, 100 epochs": candidate("tense_person", 100, 0.05, 2),
+        "sgd 0.05, shift 4, 100 epochs": candidate("tense_person", 100, 0.05, 4)},
     **{run: {
-        "sgd 0.05, shift 2, 100 epochs": recipe("full", 100, 0.05, 2, *head),
-        "sgd 0.05, shift 2, 300 epochs": recipe("full", 300, 0.05, 2, *head),
-        "sgd 0.05, shift 4, 300 epochs": recipe("full", 300, 0.05, 4, *head)}
+        "sgd 0.05, shift 2, 100 epochs": candidate("full", 100, 0.05, 2, *head),
+        "sgd 0.05, shift 2, 300 epochs": candidate("full", 300, 0.05, 2, *head),
+        "sgd 0.05, shift 4, 300 epochs": candidate("full", 300, 0.05, 4, *head)}
        for run, head in HEADS.items()},
 }
 # the flat head is the furthest from its goal: one longer schedule still
-CANDIDATES["full"]["sgd 0.05, shift 4, 500 epochs"] = recipe("full", 500, 0.05, 4)
-# the choice, as results/selection.json has it (a test checks that they agree)
+CANDIDATES["full"]["sgd 0.05, shift 4, 500 epochs"] = candidate("full", 500, 0.05, 4)
+# the choice, as results/selection.json has it; minimodel.recipes holds it as train.py trains
+# it (tests check that all three agree)
 CHOSEN = {"tense": "spec", "tense_person": "sgd 0.05, shift 2, 100 epochs",
           "full": "sgd 0.05, shift 2, 300 epochs",
           "full_factorised": "sgd 0.05, shift 2, 300 epochs",
           "full_factorised_combos": "sgd 0.05, shift 2, 300 epochs"}
-RUNS = {run: CANDIDATES[run][label] for run, label in CHOSEN.items()}
+# each run's train.py arguments: which task, head and split; its recipe is its chosen one
+RUNS = {"tense": ["--task", "tense"], "tense_person": ["--task", "tense_person"],
+        **{run: ["--task", "full", *head] for run, head in HEADS.items()}}
 # the README's goals: mean test % over the seeds
 GOALS = {"tense": 99.5, "tense_person": 99.5, "full": 95.0, "full_factorised": 99.0,
          "full_factorised_combos": 97.0}
@@ -186,15 +190,25 @@ def summarise_selection(tried):
 # --- the final runs: train + validation, the test icons scored once ------------------------------
 
 
-def done_by_this_code(out, run, args, code, scored=("eval", "eval_all")):
-    """Whether `out` holds a finished run of this code and recipe, scored as `scored` asks."""
+def done_by_this_code(out, run, want, code, scored=("eval", "eval_all")):
+    """Whether `out` holds a finished run of this code, trained as the recipe `want` says
+    ({epochs, lr, ...}: what its manifest records) and scored as `scored` asks."""
     path = out / "manifest.json"
     if not path.exists():
         return False
     entry = json.loads(path.read_text()).get("runs", {}).get(run, {})
+    trained = entry.get("recipe", {})
     return (entry.get("environment", {}).get("training_code") == code
-            and entry.get("command", [])[-len(args):] == args
+            and all(trained.get(k) == v for k, v in want.items())
             and all(key in entry for key in scored))
+
+
+def final(run, epochs=None):
+    """A final model's train.py arguments and its recipe as its manifest records it: the
+    chosen one (with `epochs` instead of its own, if given), on train + validation."""
+    want = {**recipe(run), "train_on": "train+val"} | ({"epochs": epochs} if epochs else {})
+    args = [*RUNS[run], "--train-on", "train+val"] + (["--epochs", str(epochs)] if epochs else [])
+    return args, want
 
 
 def sweep(seeds, runs, data):
@@ -202,8 +216,8 @@ def sweep(seeds, runs, data):
     todo = []
     for seed in seeds:
         for run in runs:
-            out, args = RESULTS / run / f"seed-{seed}", [*RUNS[run], "--train-on", "train+val"]
-            if not done_by_this_code(out, run, args, code):
+            out, (args, want) = RESULTS / run / f"seed-{seed}", final(run)
+            if not done_by_this_code(out, run, want, code):
                 todo.append((run, seed, out, args))
     print(f"sweep: {len(todo)} (run, seed) to train, {len(seeds) * len(runs) - len(todo)} "
           f"already done by this code")
@@ -231,14 +245,11 @@ SCALING_SEEDS = 2
 STEPS_OF = 1000  # the lab's dataset size, on which the recipes' epochs were chosen
 
 
-def same_steps(args, n):
-    """A run's recipe for a dataset of n icons, with the number of steps of its 1000-icon run:
-    epochs × 1000 / n. Holding the steps, not the epochs, keeps each point's training cost the
-    same, and the question to what the data adds, not the compute."""
-    out = list(args)
-    i = out.index("--epochs") + 1
-    out[i] = str(max(1, round(int(out[i]) * STEPS_OF / n)))
-    return out
+def same_steps(run, n):
+    """The epochs of a run's recipe for a dataset of n icons, with the number of steps of its
+    1000-icon run: epochs × 1000 / n. Holding the steps, not the epochs, keeps each point's
+    training cost the same, and the question to what the data adds, not the compute."""
+    return max(1, round(recipe(run)["epochs"] * STEPS_OF / n))
 
 
 def scaling(sizes, seeds, runs):
@@ -248,8 +259,7 @@ def scaling(sizes, seeds, runs):
     code = training_code(LAB)
     todo = [(n, run, seed) for n in sizes for seed in seeds for run in runs
             if not done_by_this_code(SCALING / run / f"n-{n}" / f"seed-{seed}", run,
-                                     [*same_steps(RUNS[run], n), "--train-on", "train+val"],
-                                     code, ("eval_all",))]
+                                     final(run, same_steps(run, n))[1], code, ("eval_all",))]
     print(f"scaling: {len(todo)} (size, run, seed) to train")
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
@@ -263,7 +273,7 @@ def scaling(sizes, seeds, runs):
                          f"{run}, {n} icons, seed {seed}")
                 out = SCALING / run / f"n-{n}" / f"seed-{seed}"
                 script("train.py", "--data", data, "--out", out, "--seed", seed, "--no-test",
-                       *same_steps(RUNS[run], n), "--train-on", "train+val")
+                       *final(run, same_steps(run, n))[0])
                 script("eval.py", "--data", fresh, "--all", "--checkpoint", out / "checkpoint.npz")
 
 
@@ -468,7 +478,7 @@ def table(found, tried):
     rows = [header, "|---|---|---|---|---|---|---|---|"]
     for run, entries in found.items():
         sizes = entries[0]["split_sizes"]
-        label = next(k for k, v in tried[run].items() if v["args"] == RUNS[run])
+        label = CHOSEN[run]
         fresh = [100 * a for a in map(fresh_accuracy, entries) if a is not None]
         rows.append(
             f"| {run} | {label} | {mean_range(tried[run][label]['val'])} | {len(entries)} | "

@@ -1,16 +1,22 @@
 """Train TinyViT on the grammar icons.
 
     uv run python train.py                       # tense task (5 classes): the lab's acceptance run
-    uv run python train.py --task tense_person   # 15 classes
+    uv run python train.py --task tense_person   # 15 classes, with the recipe chosen for them
     uv run python train.py --task full --head factorised --split combos   # unseen verb forms
+    uv run python train.py --patch-size 8 --epochs 5      # another model: runs/tense-patch8/
+
+Each run trains with the recipe chosen for it on validation icons (src/minimodel/recipes.py),
+unless `--recipe spec` or an option (--epochs, --lr, ...) says otherwise. The model's settings
+(--patch-size, --blocks, --width, ..., --position, --pool) go into its checkpoint, so eval.py
+scores any of them without flags.
 
 Trains on the split's training icons, follows the validation icons every epoch, and scores the
 test icons once, at the end. Writes, under --out: checkpoint.npz (not committed), loss.png,
 accuracy.png, diagnostics.png, and this run's entry in manifest.json.
 
-Where: the default run (the spec's recipe on the lab's data) reproduces the lab's committed
-results at its top level; any other run goes to runs/<run>/ (never committed), unless --out says
-otherwise.
+Where: the default run (the spec's recipe and model on the lab's data) reproduces the lab's
+committed results at its top level; any other run goes to runs/<run>/ (never committed), named
+after its task and what differs in its model (runs/tense-patch8/), unless --out says otherwise.
 """
 
 try:  # the lab's packages live in the environment uv makes; without it, say so in one line
@@ -48,17 +54,21 @@ from minimodel.files import (
 )
 from minimodel.grammar.tasks import FACTORS, HEADS, TASKS, Task, run_name
 from minimodel.parallel import DataParallel, blas_info, cpu_count
-from vit import SGD, TinyViT, ViTConfig, cross_entropy, to_inputs
+from minimodel.recipes import RECIPES, SPEC, recipe
+from vit import SGD, SWITCHES, TinyViT, ViTConfig, cross_entropy, n_parameters, to_inputs
 
 LAB = Path(__file__).resolve().parent
 DATA = LAB / "data"
 
-# --- defaults: the spec's recipe (Block D) ------------------------------------------------------
-EPOCHS = 20
-BATCH_SIZE = 32
-LR = 1e-3
-MOMENTUM = 0.9
+MOMENTUM = 0.9  # the spec's SGD (Block D); epochs, LR, batch and shift: minimodel.recipes
 SEED = 0
+# the model's settings on the command line: (option, ViTConfig field, short name for runs/)
+MODEL_OPTIONS = (("--patch-size", "patch_size", "patch"), ("--blocks", "n_blocks", "blocks"),
+                 ("--width", "d_model", "width"), ("--heads", "n_heads", "heads"),
+                 ("--mlp", "d_ff", "mlp"), ("--dropout", "dropout", "dropout"),
+                 ("--position", "position", "position-"), ("--pool", "pool", "pool-"),
+                 ("--attention", "attention", "attention-"))
+MAX_TOKENS = 256  # attention's memory grows with the square: 32-pixel icons in patches of 2
 
 
 def cosine_lr(step, total, lr):
@@ -217,7 +227,11 @@ def environment():
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description="Train TinyViT on the grammar icons.")
+    ap = argparse.ArgumentParser(
+        description="Train TinyViT on the grammar icons.",
+        epilog="Examples: `train.py --task tense_person` (its chosen recipe); `train.py "
+        "--patch-size 8 --position none` (another model, in runs/tense-patch8-position-none/); "
+        "`train.py --task full --recipe spec` (the spec's 20 epochs on 300 classes).")
     ap.add_argument("--task", choices=list(TASKS), default="tense",
                     help="what to predict: tense (5 classes, default), tense_person (15), full "
                     "(300)")
@@ -229,12 +243,23 @@ def parse_args(argv):
                     "combos: 20%% of the combinations held out for testing, 20 more for "
                     "validation (unseen verb forms); both are read from the data folder's "
                     "splits.json")
-    ap.add_argument("--epochs", type=int, default=EPOCHS, help=f"(default: {EPOCHS})")
-    ap.add_argument("--lr", type=float, default=LR, help=f"peak learning rate (default: {LR})")
-    ap.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"(default: {BATCH_SIZE})")
-    ap.add_argument("--shift", type=int, default=0, metavar="PIXELS",
+    ap.add_argument("--recipe", choices=RECIPES, default="chosen",
+                    help="chosen: the recipe chosen for this run on validation icons (default; "
+                    "for tense it is the spec's); spec: the spec's (20 epochs, LR 0.001, "
+                    "batch 32). Options below override either")
+    ap.add_argument("--epochs", type=int, help=f"(default: the recipe's; spec {SPEC['epochs']})")
+    ap.add_argument("--lr", type=float, help=f"peak learning rate (default: the recipe's; spec "
+                    f"{SPEC['lr']})")
+    ap.add_argument("--batch-size", type=int, help=f"(default: {SPEC['batch_size']})")
+    ap.add_argument("--shift", type=int, metavar="PIXELS",
                     help="augmentation: move each training icon by up to this many pixels "
-                    "(default: 0, none)")
+                    "(default: the recipe's; spec 0, none)")
+    model = ap.add_argument_group("the model (default: the spec's ViT-tiny)")
+    default = ViTConfig()
+    for option, field, _ in MODEL_OPTIONS:
+        kind = float if field == "dropout" else str if field in SWITCHES else int
+        model.add_argument(option, type=kind, dest=field, default=getattr(default, field),
+                           choices=SWITCHES.get(field), help=f"(default: {getattr(default, field)})")
     ap.add_argument("--seed", type=int, default=SEED, help="init, dropout and shuffling seed")
     ap.add_argument("--train-on", choices=("train", "train+val"), default="train",
                     help="train: the split's training icons, validated every epoch (default); "
@@ -249,11 +274,32 @@ def parse_args(argv):
     args = ap.parse_args(argv)
     args.command = list(sys.argv[1:] if argv is None else argv)
     args.data = data_folder(args.data, DATA)  # a LabError: one line, no usage
-    if args.out is None:
-        changed = [k for k, v in vars(args).items() if k not in ("data", "out", "command")
-                   and v != ap.get_default(k)] + (["data"] if args.data != DATA else [])
-        args.out = LAB if not changed else \
-            LAB / "runs" / run_name(Task(args.task, args.head), args.split)
+    task = Task(args.task, args.head)
+    try:
+        args.config = ViTConfig(n_classes=task.n_outputs, **{f: getattr(args, f)
+                                                             for _, f, _ in MODEL_OPTIONS})
+    except ValueError as e:  # the config's words, in the options' names
+        said = str(e).replace("'", "")
+        for option, field, _ in MODEL_OPTIONS:
+            said = said.replace(f"{field}=", f"{option} ")
+        raise LabError(f"{said}; choose other model options") from None
+    if args.config.n_tokens > MAX_TOKENS or n_parameters(args.config) > 5_000_000:
+        raise LabError(f"a model of {args.config.n_tokens} tokens and "
+                       f"{n_parameters(args.config):,} parameters is past what this lab trains "
+                       f"on a laptop (at most {MAX_TOKENS} tokens and 5,000,000 parameters); "
+                       f"choose a larger --patch-size or a smaller --width, --mlp or --blocks")
+    args.run = run_name(task, args.split) + "".join(
+        f"-{short}{getattr(args.config, f)}" for _, f, short in MODEL_OPTIONS
+        if getattr(args.config, f) != getattr(ViTConfig(), f))
+    chosen = recipe(run_name(task, args.split), args.recipe)
+    for name in chosen:  # what the options leave unsaid, the recipe says
+        if getattr(args, name) is None:
+            setattr(args, name, chosen[name])
+    if args.out is None:  # the lab's own run writes the lab's figures; any other, runs/<run>/
+        same = (args.run == "tense" and args.data == DATA and not args.no_test
+                and args.seed == SEED and args.train_on == "train"
+                and all(getattr(args, k) == v for k, v in SPEC.items()))
+        args.out = LAB if same else LAB / "runs" / args.run
     for name in ("epochs", "batch_size", "lr"):
         if not getattr(args, name) > 0:  # (also refuses nan)
             ap.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
@@ -310,9 +356,9 @@ def run(args, log=print):
         idx["train"], idx["val"] = np.concatenate([idx["train"], idx["val"]]), idx["val"][:0]
     check_coverage(dataset, task, idx["train"], args.data)
     x = {part: to_inputs(dataset.images[i]) for part, i in idx.items()}
-    cfg = ViTConfig(n_classes=task.n_outputs)
+    cfg = args.config
     model = TinyViT(cfg, seed=args.seed)
-    name = run_name(task, args.split)
+    name = args.run
     sizes = {part: len(i) for part, i in idx.items()}
     log(f"run {name}: {len(task.class_names)} classes ({args.head} head, {task.n_outputs} "
         f"outputs), {sizes['train']} train / {sizes['val']} validation / {sizes['test']} test "
@@ -333,7 +379,8 @@ def run(args, log=print):
         "n_classes": len(task.class_names), "config": asdict(cfg),
         "recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                    "schedule": "cosine, per step", "optimizer": "SGD", "momentum": MOMENTUM,
-                   "shift": args.shift, "seed": args.seed, "train_on": args.train_on},
+                   "shift": args.shift, "seed": args.seed, "train_on": args.train_on,
+                   "base": args.recipe},
         "dataset": {"folder": shown(args.data), "fingerprint": dataset.fingerprint,
                     "n_icons": len(dataset.labels)},
         "split_sizes": sizes,
@@ -351,7 +398,7 @@ def run(args, log=print):
     meta = {"task": args.task, "head": args.head, "split": args.split, "run": name,
             "seed": args.seed, "dataset_fingerprint": dataset.fingerprint}
     plots = figures(history, f"TinyViT, {name}", len(task.class_names), test_acc,
-                    cfg.n_patches + 1)
+                    cfg.n_tokens)
     with Outputs(out) as outputs:  # checkpoint, plots and manifest change together, or not
         outputs.manifest(out / "manifest.json", record, "runs", name)
         outputs.file(out / "checkpoint.npz", lambda f: model.write(f, meta))

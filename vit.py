@@ -3,6 +3,10 @@
     image (B, 32, 32, 3) -> 64 patches of 48 -> linear -> [CLS] + 64 tokens -> + positions
     -> 4 x TransformerBlock(causal=False) -> LayerNorm([CLS]) -> head -> logits (B, n_classes)
 
+Three switches of ViTConfig change one part each, for the lessons (docs/lessons.md):
+`position="none"` adds no position embedding, `pool="mean"` feeds the head the mean of the patch
+tokens (no [CLS] token), `attention="self"` lets each token read only itself.
+
 The transformer block is the Phase 17 one, imported from src/minimodel: the only vision-specific
 parts of this file are `patchify` and the patch embedding. `encode` returns the [CLS] features
 without the head (the next lab's image encoder); `forward` adds the head. The layers' maths is
@@ -28,6 +32,7 @@ import numpy as np
 from minimodel import bench, checkpoint
 from minimodel.files import LabError, atomic_write, printable, run_cli
 from minimodel.transformer.block import PRIMITIVES, TransformerBlock
+from minimodel.transformer.layers import self_mask
 
 
 @dataclass(frozen=True)
@@ -41,11 +46,18 @@ class ViTConfig:
     d_ff: int = 256  # 4× expansion in the MLP
     dropout: float = 0.1
     n_classes: int = 5  # 5 tenses; 15 tense×person; 300 verb×tense×person
+    position: str = "learned"  # or "none": no position embedding
+    pool: str = "cls"  # what feeds the head: [CLS], or "mean" of the patch tokens (no [CLS])
+    attention: str = "full"  # or "self": each token reads only itself
 
     def __post_init__(self):
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name == "dropout":
+            if f.name in SWITCHES:
+                if v not in SWITCHES[f.name]:
+                    raise ValueError(f"{f.name}={v!r} must be one of "
+                                     f"{', '.join(SWITCHES[f.name])}")
+            elif f.name == "dropout":
                 if type(v) not in (int, float) or not 0 <= v < 1:
                     raise ValueError(f"dropout={v!r} must be a number in [0, 1)")
             elif type(v) is not int or v < 1:
@@ -55,6 +67,8 @@ class ViTConfig:
                              f"patch_size={self.patch_size}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not a multiple of n_heads={self.n_heads}")
+        if self.attention == "self" and self.pool == "cls":
+            raise ValueError("attention='self' lets no patch reach [CLS]; use pool='mean'")
 
     @property
     def n_patches(self):
@@ -63,6 +77,13 @@ class ViTConfig:
     @property
     def patch_dim(self):
         return self.patch_size * self.patch_size * self.channels
+
+    @property
+    def n_tokens(self):  # the patches, and [CLS] first when it feeds the head
+        return self.n_patches + (self.pool == "cls")
+
+
+SWITCHES = {"position": ("learned", "none"), "pool": ("cls", "mean"), "attention": ("full", "self")}
 
 
 def tiny_config(**overrides):
@@ -115,12 +136,16 @@ class TinyViT:
     def __init__(self, cfg: ViTConfig, seed=0, dtype=np.float32, primitives="tuned"):
         self.cfg, self.primitives = cfg, primitives
         self.rng = np.random.default_rng(seed)  # initial weights, then dropout masks
-        d, n_tok = cfg.d_model, cfg.n_patches + 1
+        d = cfg.d_model
         self.params = {
             "W_patch": self.rng.normal(0, 1 / math.sqrt(cfg.patch_dim), (cfg.patch_dim, d)),
             "b_patch": np.zeros(d),
-            "cls": self.rng.normal(0, 0.02, (1, 1, d)),
-            "pos": self.rng.normal(0, 0.02, (1, n_tok, d)),
+        }
+        if cfg.pool == "cls":
+            self.params["cls"] = self.rng.normal(0, 0.02, (1, 1, d))
+        if cfg.position == "learned":
+            self.params["pos"] = self.rng.normal(0, 0.02, (1, cfg.n_tokens, d))
+        self.params |= {
             "ln_gain": np.ones(d),
             "ln_bias": np.zeros(d),
             "W_head": np.zeros((d, cfg.n_classes)),  # zero head: first loss is ln(n_classes)
@@ -130,7 +155,8 @@ class TinyViT:
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.blocks = [
             TransformerBlock(d, cfg.n_heads, cfg.d_ff, cfg.dropout, causal=False, rng=self.rng,
-                             dtype=dtype, primitives=primitives)
+                             dtype=dtype, primitives=primitives,
+                             mask=self_mask if cfg.attention == "self" else None)
             for _ in range(cfg.n_blocks)
         ]
         self.ops = PRIMITIVES[primitives]  # linear, LayerNorm and dropout outside the blocks
@@ -140,41 +166,55 @@ class TinyViT:
         self.flat_grads = pack([self.grads] + [b.grads for b in self.blocks])
 
     def embed(self, images, train=False):
-        """images (B, H, W, C) -> tokens (B, N+1, d): [CLS] first, then one token per patch."""
+        """images (B, H, W, C) -> tokens (B, T, d): [CLS] first, then one token per patch
+        (T = N+1; T = N without [CLS])."""
         p, L = self.params, self.ops
         patches = patchify(images, self.cfg.patch_size)  # (B, N, P·P·C)
-        tok, self.c_patch = L.linear_forward(patches, p["W_patch"], p["b_patch"])  # (B, N, d)
-        B, _, d = tok.shape
-        cls = np.broadcast_to(p["cls"], (B, 1, d))
-        x = np.concatenate([cls, tok], axis=1)  # (B, N+1, d)
-        x += p["pos"]  # broadcast over B
+        x, self.c_patch = L.linear_forward(patches, p["W_patch"], p["b_patch"])  # (B, N, d)
+        B, _, d = x.shape
+        if "cls" in p:
+            cls = np.broadcast_to(p["cls"], (B, 1, d))
+            x = np.concatenate([cls, x], axis=1)  # (B, N+1, d)
+        if "pos" in p:
+            x += p["pos"]  # broadcast over B
         x, self.m_pos = L.dropout_forward(x, self.cfg.dropout if train else 0.0, self.rng)
         return x
 
     def encode(self, images, train=False):
-        """images (B, H, W, C) in [-1, 1] -> [CLS] features (B, d_model)."""
-        x = self.embed(images, train)  # (B, N+1, d)
+        """images (B, H, W, C) in [-1, 1] -> features (B, d_model): of [CLS], or the mean of
+        the patch tokens (pool="mean")."""
+        x = self.embed(images, train)  # (B, T, d)
         for block in self.blocks[:-1]:
-            x = block.forward(x, train)  # (B, N+1, d)
-        # only [CLS] (token 0) is read from here on: the last block updates it alone
-        x = self.blocks[-1].forward(x, train, n_queries=1)  # (B, 1, d)
+            x = block.forward(x, train)  # (B, T, d)
+        if self.cfg.pool == "cls":
+            # only [CLS] (token 0) is read from here on: the last block updates it alone
+            pooled = self.blocks[-1].forward(x, train, n_queries=1)[:, 0]  # (B, d)
+        else:
+            pooled = self.blocks[-1].forward(x, train).mean(axis=1)  # (B, T, d) -> (B, d)
         p = self.params
-        feat, self.c_ln = self.ops.layernorm_forward(x[:, 0], p["ln_gain"], p["ln_bias"])
+        feat, self.c_ln = self.ops.layernorm_forward(pooled, p["ln_gain"], p["ln_bias"])
         return feat
 
     def encode_backward(self, dfeat):
         """dfeat (B, d_model) -> d images (B, H, W, C); adds into the encoder's grads."""
         g, L = self.grads, self.ops
-        dcls, dgain, dbias = L.layernorm_backward(dfeat, self.c_ln)
+        dpooled, dgain, dbias = L.layernorm_backward(dfeat, self.c_ln)
         g["ln_gain"] += dgain
         g["ln_bias"] += dbias
-        dx = dcls[:, None]  # (B, 1, d): the last block's only output
-        for block in reversed(self.blocks):  # -> (B, N+1, d)
+        if self.cfg.pool == "cls":
+            dx = dpooled[:, None]  # (B, 1, d): the last block's only output
+        else:  # the mean of T tokens: each gets 1/T of the gradient
+            T = self.cfg.n_tokens
+            dx = np.repeat(dpooled[:, None] / T, T, axis=1)  # (B, T, d)
+        for block in reversed(self.blocks):  # -> (B, T, d)
             dx = block.backward(dx)
         dx = L.dropout_backward(dx, self.m_pos)
-        g["pos"] += dx.sum(axis=0, keepdims=True)
-        g["cls"] += dx[:, :1].sum(axis=0, keepdims=True)
-        dpatches, dW, db = L.linear_backward(dx[:, 1:], self.c_patch)
+        if "pos" in g:
+            g["pos"] += dx.sum(axis=0, keepdims=True)
+        if "cls" in g:
+            g["cls"] += dx[:, :1].sum(axis=0, keepdims=True)
+            dx = dx[:, 1:]  # (B, N, d): the patches' tokens
+        dpatches, dW, db = L.linear_backward(dx, self.c_patch)
         g["W_patch"] += dW
         g["b_patch"] += db
         cfg = self.cfg
@@ -212,7 +252,7 @@ class TinyViT:
     def replica(self, seed):
         """A model that shares this one's parameter arrays but keeps its own activations,
         gradients and dropout generator: a worker for DataParallel."""
-        twin = TinyViT(self.cfg, seed=seed, dtype=self.params["cls"].dtype,
+        twin = TinyViT(self.cfg, seed=seed, dtype=self.flat_params.dtype,
                        primitives=self.primitives)
         twin.params, twin.flat_params = self.params, self.flat_params
         for mine, theirs in zip(self.blocks, twin.blocks):
@@ -237,8 +277,9 @@ class TinyViT:
         """Read a checkpoint written by `save` -> (model, meta), refusing one for another config
         than `expect`. minimodel.checkpoint checks the file before anything large is built."""
 
-        def make_config(stored):
-            cfg = ViTConfig(**{f.name: stored[f.name] for f in fields(ViTConfig)})
+        def make_config(stored):  # (checkpoints from before the switches have none: defaults)
+            cfg = ViTConfig(**{f.name: stored[f.name] for f in fields(ViTConfig)
+                               if f.name in stored or f.name not in SWITCHES})
             if expect is not None and cfg != expect:
                 diff = ", ".join(f"{k}={v} (expected {getattr(expect, k)})"
                                  for k, v in asdict(cfg).items() if getattr(expect, k) != v)
@@ -250,9 +291,11 @@ class TinyViT:
 
 def n_parameters(cfg):
     """The parameter count of a config, without building it (TinyViT.n_params() of a model)."""
-    d, F, K, N = cfg.d_model, cfg.d_ff, cfg.n_classes, cfg.n_patches
+    d, F, K = cfg.d_model, cfg.d_ff, cfg.n_classes
     block = 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * F + F) + (F * d + d)
-    return cfg.patch_dim * d + d + d + (N + 1) * d + cfg.n_blocks * block + 2 * d + d * K + K
+    cls = d * (cfg.pool == "cls")
+    pos = cfg.n_tokens * d * (cfg.position == "learned")
+    return cfg.patch_dim * d + d + cls + pos + cfg.n_blocks * block + 2 * d + d * K + K
 
 
 

@@ -10,6 +10,7 @@ from minimodel.transformer.block import TransformerBlock
 from minimodel.transformer.layers import (
     attention_backward,
     attention_forward,
+    causal_mask,
     dropout_backward,
     dropout_forward,
     gelu_backward,
@@ -18,6 +19,7 @@ from minimodel.transformer.layers import (
     layernorm_forward,
     linear_backward,
     linear_forward,
+    self_mask,
 )
 
 BOTH = pytest.mark.parametrize("primitives", ["reference", "tuned"])
@@ -56,10 +58,10 @@ def test_gelu_gradient_and_values():
     assert np.allclose(y, [0.0, 0.0, 10.0])
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_attention_gradient(causal):
+@pytest.mark.parametrize("mask", [None, causal_mask(5, 5), self_mask(5, 5)])
+def test_attention_gradient(mask):
     qkv = rng.normal(size=(2, 5, 3 * 4))
-    check_pair(lambda x: attention_forward(x, 2, causal), attention_backward, [qkv])
+    check_pair(lambda x: attention_forward(x, 2, mask), attention_backward, [qkv])
 
 
 def test_dropout_gradient_and_scale():
@@ -107,6 +109,17 @@ def test_causality_is_real(primitives):
     assert np.allclose(np.triu(causal.att[0, 0], k=1), 0)  # nothing read from the future
     both_ways = TransformerBlock(8, 2, 16, causal=False)
     assert not np.allclose(both_ways.forward(x)[:, :4], both_ways.forward(x2)[:, :4])
+
+
+@BOTH
+def test_a_self_mask_lets_nothing_pass_between_tokens(primitives):
+    """The same mask path as causal: with self_mask each token's output is its own alone."""
+    x = rng.normal(size=(1, 6, 8)).astype(np.float32)
+    x2 = x.copy()
+    x2[:, 4:] += rng.normal(size=(1, 2, 8))
+    alone = TransformerBlock(8, 2, 16, causal=False, mask=self_mask, primitives=primitives)
+    assert np.array_equal(alone.forward(x)[:, :4], alone.forward(x2)[:, :4])
+    assert np.allclose(alone.att[0, 0], np.eye(6))
 
 
 @BOTH

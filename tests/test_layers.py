@@ -44,10 +44,11 @@ def test_gelu():
     same_pair("gelu", [rng.normal(size=(4, 9)) * 3])
 
 
-@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("mask", [None, ref.causal_mask, ref.self_mask])
 @pytest.mark.parametrize("n_queries", [None, 1, 3])
-def test_attention(causal, n_queries):
-    same_pair("attention", [rng.normal(size=(2, 6, 3 * 8))], extra=(2, causal, n_queries))
+def test_attention(mask, n_queries):
+    masked = None if mask is None else mask(n_queries or 6, 6)
+    same_pair("attention", [rng.normal(size=(2, 6, 3 * 8))], extra=(2, masked, n_queries))
 
 
 def test_dropout_with_the_same_mask():

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 import sweep
+import train
+from minimodel import recipes
 
 LAB = Path(__file__).parents[1]
 
@@ -22,7 +24,18 @@ def test_each_run_trains_the_recipe_validation_chose():
             assert len(c["seeds"]) >= 3 and "test_accuracy" not in json.dumps(c)
         assert sweep.choose(candidates) == sweep.CHOSEN[run]
         assert [k for k, c in candidates.items() if c["chosen"]] == [sweep.CHOSEN[run]]
-        assert sweep.RUNS[run] == candidates[sweep.CHOSEN[run]]["args"]
+
+
+
+def test_the_recipe_table_is_what_validation_chose(tmp_path):
+    """train.py trains a run with its chosen recipe (minimodel.recipes) as the candidate chosen
+    in selection.json spelled it."""
+    for run, label in sweep.CHOSEN.items():
+        by_table = train.parse_args([*sweep.RUNS[run], "--out", str(tmp_path)])
+        as_tried = train.parse_args([*sweep.CANDIDATES[run][label], "--out", str(tmp_path)])
+        assert by_table.run == as_tried.run == run
+        for key in ("task", "head", "split", *recipes.SPEC):
+            assert getattr(by_table, key) == getattr(as_tried, key), (run, key)
 
 
 def test_a_candidate_wins_only_by_more_than_the_spread():
@@ -117,8 +130,7 @@ def test_the_scaling_experiment_end_to_end_on_a_tiny_grid(monkeypatch, tmp_path)
     the fresh icons, and drawn; the paragraph's numbers are read from the manifests."""
     monkeypatch.setattr(sweep, "RESULTS", tmp_path)
     monkeypatch.setattr(sweep, "SCALING", tmp_path / "scaling")
-    monkeypatch.setattr(sweep, "RUNS", {"full_factorised": ["--task", "full", "--head",
-                                                            "factorised", "--epochs", "1"]})
+    monkeypatch.setattr(sweep, "recipe", lambda run: {**recipes.recipe(run), "epochs": 1})
     sweep.scaling((300, 600), range(1), ["full_factorised"])
     found = sorted((tmp_path / "scaling").glob("full_factorised/n-*/seed-0/manifest.json"))
     assert [p.parents[1].name for p in found] == ["n-300", "n-600"]

@@ -90,11 +90,16 @@ def test_patchify_matches_explicit_slices():
 # ---------------------------------------------------------------- gradient check
 
 
-@pytest.mark.parametrize("primitives", [
-    "reference", pytest.param("tuned", marks=pytest.mark.slow)])  # (test_layers: tuned = reference)
-def test_every_gradient_of_the_whole_model(primitives):
-    """Float64 central differences on every entry of every tensor, and of the input."""
-    model = TinyViT(tiny_config(), dtype=np.float64, primitives=primitives)
+SWITCHED = [{"position": "none"}, {"pool": "mean"}, {"pool": "mean", "attention": "self"}]
+
+
+@pytest.mark.parametrize("primitives, switches", [
+    ("reference", {}), pytest.param("tuned", {}, marks=pytest.mark.slow),  # (tuned = reference)
+    *(("reference", s) for s in SWITCHED)])
+def test_every_gradient_of_the_whole_model(primitives, switches):
+    """Float64 central differences on every entry of every tensor, and of the input; also with
+    each of the config's switches, which change which tensors there are."""
+    model = TinyViT(tiny_config(**switches), dtype=np.float64, primitives=primitives)
     randomise(model)
     x = rng.uniform(-1, 1, (2, 8, 8, 3))
     R = rng.normal(size=(2, model.cfg.n_classes))
@@ -111,7 +116,8 @@ def test_every_gradient_of_the_whole_model(primitives):
         err = rel_error(g, numerical_grad(loss, p))
         assert err < TOL, f"{name}: relative error {err:.1e}"
         names.append(name)
-    assert len(names) == 8 + 12 * model.cfg.n_blocks  # no tensor skipped
+    assert len(names) == 8 - len(switches.keys() & {"position", "pool"}) + \
+        12 * model.cfg.n_blocks  # no tensor skipped
 
 
 def test_cross_entropy_gradient():
@@ -257,6 +263,26 @@ def test_flop_count_matches_a_hand_count():
     full = 1_597_440 + 1_081_600 + 532_480 + 4_259_840
     last = 1_597_440 + 16_640 + 8_192 + 65_536
     assert bench.flops_per_image(ViTConfig()) == 393_216 + 3 * full + last + 640 == 24_495_744
+    # mean pooling: 64 tokens, and the last block updates them all
+    full = 2 * 64 * 64 * 192 + 2 * 2 * 4 * 64 * 64 * 16 + 2 * 64 * 64 * 64 + 2 * 2 * 64 * 64 * 256
+    assert bench.flops_per_image(ViTConfig(pool="mean")) == 393_216 + 4 * full + 640
+
+
+@pytest.mark.parametrize("switches, needle", [
+    ({"position": "sinusoidal"}, "position='sinusoidal' must be one of learned, none"),
+    ({"attention": "self"}, "attention='self' lets no patch reach [CLS]; use pool='mean'"),
+    ({"patch_size": 5}, "image_size=32 is not a multiple of patch_size=5"),
+    ({"d_model": 30}, "d_model=30 is not a multiple of n_heads=4")])
+def test_config_refuses_what_cannot_be_built(switches, needle):
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        ViTConfig(**switches)
+
+
+def test_mean_pooling_has_no_cls_and_no_position_has_no_pos():
+    model = TinyViT(ViTConfig(pool="mean", position="none"))
+    assert "cls" not in model.params and "pos" not in model.params
+    assert model.embed(images(model.cfg)).shape == (B, 64, 64)
+    assert model.forward(images(model.cfg)).shape == (B, 5)
 
 
 @pytest.mark.slow
@@ -269,6 +295,7 @@ def test_benchmark_smoke(capsys):
         assert needle in out, needle
 
 
-@pytest.mark.parametrize("cfg", [ViTConfig(), ViTConfig(n_classes=300), tiny_config()])
+@pytest.mark.parametrize("cfg", [ViTConfig(), ViTConfig(n_classes=300), tiny_config(),
+                                 *(ViTConfig(patch_size=8, **s) for s in SWITCHED)])
 def test_parameter_count_without_building(cfg):
     assert vit.n_parameters(cfg) == TinyViT(cfg).n_params()

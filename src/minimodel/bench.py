@@ -12,10 +12,10 @@ from minimodel.parallel import DataParallel, blas_info, blas_threads, cpu_count
 
 
 def flops_per_image(cfg):
-    """Multiply-adds × 2 of one forward pass, as this code computes it (the last block
-    updates only [CLS]). A training step costs about 3× this: backward is two products per
+    """Multiply-adds × 2 of one forward pass, as this code computes it (with [CLS], the last
+    block updates it alone). A training step costs about 3× this: backward is two products per
     forward product."""
-    d, T, F, hs = cfg.d_model, cfg.n_patches + 1, cfg.d_ff, cfg.d_model // cfg.n_heads
+    d, T, F, hs = cfg.d_model, cfg.n_tokens, cfg.d_ff, cfg.d_model // cfg.n_heads
 
     def block(t_out):  # t_out tokens ask queries and go through W_o and the MLP
         qkv = 2 * T * d * 3 * d
@@ -23,7 +23,8 @@ def flops_per_image(cfg):
         return qkv + attention + 2 * t_out * d * d + 2 * 2 * t_out * d * F
 
     embed = 2 * cfg.n_patches * cfg.patch_dim * d
-    return embed + (cfg.n_blocks - 1) * block(T) + block(1) + 2 * d * cfg.n_classes
+    last = block(1) if cfg.pool == "cls" else block(T)
+    return embed + (cfg.n_blocks - 1) * block(T) + last + 2 * d * cfg.n_classes
 
 
 def run(model, opt, loss, steps=20, repeats=7, log=print):

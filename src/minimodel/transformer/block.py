@@ -26,6 +26,8 @@ PRIMITIVES = {"tuned": fast_layers, "reference": layers}
 
 class TransformerBlock:
     """One pre-LN transformer block. `causal=True` for text; `causal=False` for images.
+    `mask`, a function (Tq, T) -> bool (Tq, T) True where query i must not read key j, replaces
+    the causal one (layers.self_mask: each token reads only itself).
 
     Owns `params` and `grads` (same keys). `forward(x, train=True)` applies dropout and keeps
     the activations `backward` needs; evaluation (`train=False`) keeps none. `backward` adds
@@ -35,7 +37,7 @@ class TransformerBlock:
     """
 
     def __init__(self, d_model, n_heads, d_ff, dropout=0.0, causal=True, rng=None,
-                 dtype=np.float32, primitives="tuned"):
+                 dtype=np.float32, primitives="tuned", mask=None):
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
         if not 0.0 <= dropout < 1.0:
@@ -43,6 +45,7 @@ class TransformerBlock:
         if primitives not in PRIMITIVES:
             raise ValueError(f"primitives={primitives!r} must be one of {', '.join(PRIMITIVES)}")
         self.n_heads, self.dropout, self.causal = n_heads, dropout, causal
+        self.mask = mask or (layers.causal_mask if causal else None)
         self.ops = PRIMITIVES[primitives]
         self.rng = rng if rng is not None else np.random.default_rng(0)  # weights, then dropout
         C, F = d_model, d_ff
@@ -71,7 +74,8 @@ class TransformerBlock:
         p, L, drop = self.params, self.ops, (self.dropout if train else 0.0)
         h, c_ln1 = L.layernorm_forward(x, p["ln1_gain"], p["ln1_bias"])
         qkv, c_qkv = L.linear_forward(h, p["W_qkv"], p["b_qkv"])  # (B, T, 3C)
-        y, c_att = L.attention_forward(qkv, self.n_heads, self.causal, n_queries)  # (B, Tq, C)
+        mask = None if self.mask is None else self.mask(n_queries or x.shape[1], x.shape[1])
+        y, c_att = L.attention_forward(qkv, self.n_heads, mask, n_queries)  # (B, Tq, C)
         a, c_o = L.linear_forward(y, p["W_o"], p["b_o"])
         a, m_o = L.dropout_forward(a, drop, self.rng)
         x = x[:, : a.shape[1]] + a  # residual, for the Tq tokens that asked

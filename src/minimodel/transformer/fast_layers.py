@@ -140,7 +140,7 @@ def dropout_backward(dout, mask):
     return dout if mask is None else dout * mask
 
 
-def attention_forward(qkv, n_heads, causal, n_queries=None):
+def attention_forward(qkv, n_heads, mask=None, n_queries=None):
     """qkv (B, T, 3C) -> y (B, Tq, C), cache; cache[-1] is att (B, H, Tq, T), as in layers.py."""
     B, T, C3 = qkv.shape
     C = C3 // 3
@@ -149,9 +149,9 @@ def attention_forward(qkv, n_heads, causal, n_queries=None):
     q, k, v = qkv.reshape(B, T, 3, n_heads, hs).transpose(2, 0, 3, 1, 4)  # each (B, H, T, hs)
     q = q[:, :, :Tq] * (1.0 / math.sqrt(hs))  # (B, H, Tq, hs), scaled
     att = q @ k.transpose(0, 1, 3, 2)  # (B, H, Tq, T) scores
-    if causal:  # token i may read tokens 0..i only
-        att[..., np.triu(np.ones((Tq, T), dtype=bool), k=1)] = -np.inf
-    att -= att.max(axis=-1, keepdims=True)  # stable softmax; row max is finite (j=0)
+    if mask is not None:  # (Tq, T): True where query i must not read key j
+        att[..., mask] = -np.inf
+    att -= att.max(axis=-1, keepdims=True)  # stable softmax; each row reads some key
     np.exp(att, out=att)
     att /= (att @ constant(T, 1.0, att.dtype))[..., None]  # row sums
     y = np.empty((B, Tq, n_heads, hs), dtype=qkv.dtype)

@@ -105,18 +105,24 @@ def causal_mask(Tq, T):
     return np.triu(np.ones((Tq, T), dtype=bool), k=1)
 
 
-def attention_forward(qkv, n_heads, causal, n_queries=None):
+def self_mask(Tq, T):
+    """(Tq, T) True wherever j ≠ i: a token that may read only itself (nothing passes between
+    tokens; the lessons' "no mixing" model)."""
+    return ~np.eye(Tq, T, dtype=bool)
+
+
+def attention_forward(qkv, n_heads, mask=None, n_queries=None):
     """Multi-head scaled dot-product attention: att = softmax(q·kᵀ/√hs), y = att·v.
 
     qkv (B, T, 3C), the fused projection [q | k | v] -> y (B, Tq, C). Only the first
     Tq = n_queries tokens (default: all T) ask a query; every token is read as key and value.
-    With `causal`, token i reads tokens 0..i only. cache[-1] is att (B, H, Tq, T): how much
-    token i reads token j.
+    `mask` (Tq, T), if given, is True where query i must not read key j (causal_mask: token i
+    reads tokens 0..i only). cache[-1] is att (B, H, Tq, T): how much token i reads token j.
     """
     q, k, v = (split_heads(part, n_heads) for part in np.split(qkv, 3, axis=-1))  # (B, H, T, hs)
     q = q[:, :, :n_queries]  # (B, H, Tq, hs): the tokens that ask
     scores = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, Tq, T)
-    att = softmax(np.where(causal_mask(*scores.shape[-2:]), -np.inf, scores) if causal else scores)
+    att = softmax(scores if mask is None else np.where(mask, -np.inf, scores))
     return merge_heads(att @ v), (q, k, v, att)  # y (B, Tq, C)
 
 
