@@ -19,17 +19,29 @@ except ModuleNotFoundError as missing:
                      f"through uv: `uv run python sweep.py`") from None
 
 import argparse
+import io
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import textwrap
 import time
 from pathlib import Path
 
-from minimodel.files import LabError, atomic_write, pyplot, run_cli, save_figure, training_code
+from minimodel.files import (
+    LabError,
+    atomic_write,
+    pyplot,
+    read_manifest,
+    run_cli,
+    same_code,
+    save_figure,
+    training_code,
+)
 from minimodel.recipes import recipe
 
 LAB = Path(__file__).resolve().parent
@@ -129,11 +141,11 @@ def select(data, runs):
     """Train each candidate recipe of each run with seeds 0..SELECT_SEEDS-1, validation only,
     and record every seed's validation accuracy in results/selection.json."""
     tried = read_selection()
-    code = training_code(LAB)
+    code, same = training_code(LAB), same_code(LAB)
     todo = [(run, label, seed) for run in runs for label in CANDIDATES[run]
             for seed in range(SELECT_SEEDS)
             if (tried.get(run, {}).get(label, {}).get("seeds", {}).get(str(seed), {})
-                .get("training_code")) != code
+                .get("training_code")) not in same
             or tried[run][label]["args"] != CANDIDATES[run][label]]
     print(f"selection: {len(todo)} (run, candidate, seed) to train, "
           f"{sum(len(c) for r, c in CANDIDATES.items() if r in runs) * SELECT_SEEDS - len(todo)}"
@@ -190,15 +202,16 @@ def summarise_selection(tried):
 # --- the final runs: train + validation, the test icons scored once ------------------------------
 
 
-def done_by_this_code(out, run, want, code, scored=("eval", "eval_all")):
-    """Whether `out` holds a finished run of this code, trained as the recipe `want` says
-    ({epochs, lr, ...}: what its manifest records) and scored as `scored` asks."""
+def done_by_this_code(out, run, want, same, scored=("eval", "eval_all")):
+    """Whether `out` holds a finished run of this code (or of code `same` holds as giving the
+    same weights: files.same_code), trained as the recipe `want` says ({epochs, lr, ...}: what
+    its manifest records) and scored as `scored` asks."""
     path = out / "manifest.json"
     if not path.exists():
         return False
     entry = json.loads(path.read_text()).get("runs", {}).get(run, {})
     trained = entry.get("recipe", {})
-    return (entry.get("environment", {}).get("training_code") == code
+    return (entry.get("environment", {}).get("training_code") in same
             and all(trained.get(k) == v for k, v in want.items())
             and all(key in entry for key in scored))
 
@@ -212,7 +225,7 @@ def final(run, epochs=None):
 
 
 def sweep(seeds, runs, data):
-    code = training_code(LAB)
+    code = same_code(LAB)
     todo = []
     for seed in seeds:
         for run in runs:
@@ -256,7 +269,7 @@ def scaling(sizes, seeds, runs):
     """Train each run's chosen recipe on datasets of each size (training seed 0's icons, the
     same split fractions, train + validation), and score each model on the same 1000 fresh
     icons (generator seed FRESH_SEED) into results/scaling/<run>/n-<N>/seed-<k>/."""
-    code = training_code(LAB)
+    code = same_code(LAB)
     todo = [(n, run, seed) for n in sizes for seed in seeds for run in runs
             if not done_by_this_code(SCALING / run / f"n-{n}" / f"seed-{seed}", run,
                                      final(run, same_steps(run, n))[1], code, ("eval_all",))]
@@ -582,6 +595,79 @@ def write_readme(texts):
     atomic_write(LAB / "README.md", lambda f: f.write(readme.encode()))
 
 
+# --- the same weights from changed code: a recorded check ---------------------------------------
+
+# short runs that take every path the final models take (heads, splits, shift, LR, train+val),
+# typed in full so that both commits train the same recipe whatever their defaults
+SAME_CODE_RUNS = {
+    "tense": ["--task", "tense", "--epochs", "2", "--lr", "0.001"],
+    "tense_person": ["--task", "tense_person", "--epochs", "2", "--lr", "0.05", "--shift", "2"],
+    "full": ["--task", "full", "--epochs", "2", "--lr", "0.05", "--shift", "2",
+             "--train-on", "train+val"],
+    "full_factorised": ["--task", "full", "--head", "factorised", "--epochs", "2", "--lr",
+                        "0.05", "--shift", "2"],
+    "full_factorised_combos": ["--task", "full", "--head", "factorised", "--split", "combos",
+                               "--epochs", "2", "--lr", "0.05", "--shift", "2"],
+}
+
+
+def check_same_code(rev, data):
+    """Train SAME_CODE_RUNS with the training code of commit `rev` and with this code; if every
+    parameter array of every run is equal, record in results/same_code.json that this code's
+    runs are those of rev's (so results made at rev need no rerun)."""
+    import numpy as np
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=LAB, capture_output=True, check=False)
+
+    changed = git("status", "--porcelain", "--", "*.py").stdout.decode().strip()
+    if changed:
+        raise LabError(f"uncommitted changes to the code ({changed.splitlines()[0].strip()}, "
+                       f"...); commit them first: a check records committed code only")
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / "old"
+        old.mkdir()
+        archive = git("archive", rev)
+        if archive.returncode:
+            raise LabError(f"{rev}: not a commit of this repository; name one `git log` "
+                           f"shows")
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(old, filter="data")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(old / "src"), str(old)])}
+        compared, codes = 0, set()
+        for run, args in SAME_CODE_RUNS.items():
+            outs = [Path(tmp) / f"{run}-{side}" for side in ("old", "new")]
+            for lab, out in zip((old, LAB), outs):
+                done = subprocess.run([sys.executable, lab / "train.py", "--data", data, "--out",
+                                       out, *args], cwd=lab, env=env if lab == old else None,
+                                      capture_output=True, text=True, check=False)
+                if done.returncode:
+                    raise LabError(f"{run} at {'commit ' + rev if lab == old else 'HEAD'} "
+                                   f"failed: {done.stderr.strip().splitlines()[-1]}")
+            with np.load(outs[0] / "checkpoint.npz") as a, np.load(outs[1] / "checkpoint.npz") as b:
+                names = [k for k in a.files if k not in ("config", "meta")]
+                differ = [k for k in names if not np.array_equal(a[k], b[k])]
+                if differ or sorted(names) != sorted(k for k in b.files if k not in
+                                                     ("config", "meta")):
+                    raise LabError(f"{run}: the weights differ from commit {rev}'s "
+                                   f"({', '.join(differ[:3]) or 'other tensors'}); rerun the "
+                                   f"results this code changes")
+                compared += len(names)
+            codes.add(read_manifest(outs[0] / "manifest.json")["runs"][run]["environment"]
+                      ["training_code"])
+    (old_code,) = codes
+    commit = git("rev-parse", rev).stdout.decode().strip()
+    path = RESULTS / "same_code.json"
+    known = read_manifest(path)
+    known[training_code(LAB)] = {
+        "same_weights_as": old_code, "commit": commit,
+        "checked": f"{len(SAME_CODE_RUNS)} runs of 2 epochs ({', '.join(SAME_CODE_RUNS)}), "
+                   f"{compared} parameter arrays, each equal bit for bit"}
+    atomic_write(path, lambda f: f.write((json.dumps(known, indent=2) + "\n").encode()))
+    print(f"the same weights as commit {commit[:7]} ({old_code}) in {compared} arrays: "
+          f"recorded in {path.relative_to(LAB)}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Choose each run's recipe on validation icons "
                                  "(--select), train and score the final models over several "
@@ -600,7 +686,12 @@ def main(argv=None):
                     help=f"train the 300-class runs on datasets of N icons (default: "
                     f"{' '.join(map(str, SCALING_SIZES))}), {SCALING_SEEDS} seeds each, scored "
                     f"on 1000 fresh icons; then results/scaling.png and the README paragraph")
+    ap.add_argument("--same-as", metavar="REV", help="check that this code trains the same "
+                    "weights as commit REV did (short runs at both, every array compared) and, "
+                    "if so, record it: results made at REV then count as this code's")
     args = ap.parse_args(argv)
+    if args.same_as:
+        return check_same_code(args.same_as, args.data)
     if not 1 <= args.seeds <= 100:
         ap.error(f"--seeds must be between 1 and 100, got {args.seeds}")
     if args.scaling is not None:

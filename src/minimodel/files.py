@@ -114,6 +114,19 @@ def training_code(lab):
     return h.hexdigest()[:16]
 
 
+def same_code(lab):
+    """The training-code fingerprints whose runs this code repeats weight for weight: its own,
+    and those that results/same_code.json records as checked against it, link by link
+    (`sweep.py --same-as REV` trains short runs at both commits and compares every array)."""
+    code, path = training_code(lab), Path(lab) / "results" / "same_code.json"
+    known = read_json(path, MANIFEST_BYTES, "fix or delete it") if path.exists() else {}
+    same = {code}
+    while isinstance(known.get(code), dict) and known[code].get("same_weights_as") not in same:
+        code = known[code]["same_weights_as"]
+        same.add(code)
+    return same
+
+
 def pyplot():
     """matplotlib's pyplot, drawing off-screen: the scripts save figures, they never show them."""
     import matplotlib
