@@ -147,3 +147,26 @@ def test_the_scaling_experiment_end_to_end_on_a_tiny_grid(monkeypatch, tmp_path)
     before = [p.read_bytes() for p in found]
     sweep.scaling((300, 600), range(1), ["full_factorised"])  # all done: nothing retrained
     assert [p.read_bytes() for p in found] == before
+
+
+def test_same_code_follows_the_recorded_checks(tmp_path, monkeypatch):
+    import minimodel.files as files
+
+    monkeypatch.setattr(files, "training_code", lambda lab: "c")
+    assert files.same_code(tmp_path) == {"c"}
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "same_code.json").write_text(json.dumps({
+        "c": {"same_weights_as": "b"}, "b": {"same_weights_as": "a"},
+        "x": {"same_weights_as": "c"}}))  # x is another branch's: not ours
+    assert files.same_code(tmp_path) == {"a", "b", "c"}
+
+
+def test_every_committed_result_was_trained_by_this_code_or_checked_same():
+    """A change to the training code either leaves the weights bit for bit (recorded by
+    `sweep.py --same-as REV`) or obliges a rerun of the committed results."""
+    from minimodel.files import same_code
+
+    same = same_code(LAB)
+    for path in sorted((LAB / "results").rglob("manifest.json")):
+        for run, entry in json.loads(path.read_text())["runs"].items():
+            assert entry["environment"]["training_code"] in same, (path, run)
