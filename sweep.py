@@ -29,9 +29,9 @@ import sys
 import tarfile
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
+from minimodel import grid
 from minimodel.files import (
     LabError,
     atomic_write,
@@ -107,11 +107,25 @@ def script(*args):
         raise LabError(f"`{' '.join(map(str, args))}` failed (exit {done.returncode})")
 
 
-def progress(done, total, t0, what):
-    """One line before each training: where the sweep is and, once it has timed a run, an ETA
-    (from the mean time of the runs so far; long runs come in any order, so it is rough)."""
-    eta = "" if not done else f", ~{(time.time() - t0) / done * (total - done) / 60:.0f} min left"
-    print(f"[{done + 1}/{total}{eta}] {what}", flush=True)
+DATA_CACHE = LAB / "runs" / "sweep-data"  # icons a grid generates (never committed: runs/)
+
+
+def fresh_icons():
+    """The fresh icons' folder and the command that draws them."""
+    out = DATA_CACHE / f"fresh-seed{FRESH_SEED}"
+    return out, ["generate_icons.py", "--out", out, "--seed", FRESH_SEED]
+
+
+def execute(trainings, args, before=(), on_done=None):
+    """A grid's trainings: printed as commands (--plan), or the data they need generated (the
+    steps `before`) and then run, --jobs at once."""
+    if args.plan:
+        return grid.plan(trainings, LAB, before if trainings else ())
+    print(f"{len(trainings)} trainings to do, {args.jobs} at once", flush=True)
+    if trainings:
+        for step in before:
+            script(*step)
+    grid.run_all(trainings, LAB, args.jobs, on_done, logs=DATA_CACHE.parent / "sweep-logs")
 
 
 # --- selection: validation icons only ------------------------------------------------------------
@@ -137,42 +151,58 @@ def choose(candidates):
     return chosen
 
 
-def select(data, runs):
+def select(data, runs, args):
     """Train each candidate recipe of each run with seeds 0..SELECT_SEEDS-1, validation only,
-    and record every seed's validation accuracy in results/selection.json."""
+    and record every seed's validation accuracy in results/selection.json (from each training's
+    own folder under runs/select/, so trainings run by another scheduler are picked up too)."""
     tried = read_selection()
-    code, same = training_code(LAB), same_code(LAB)
-    todo = [(run, label, seed) for run in runs for label in CANDIDATES[run]
-            for seed in range(SELECT_SEEDS)
-            if (tried.get(run, {}).get(label, {}).get("seeds", {}).get(str(seed), {})
-                .get("training_code")) not in same
-            or tried[run][label]["args"] != CANDIDATES[run][label]]
-    print(f"selection: {len(todo)} (run, candidate, seed) to train, "
-          f"{sum(len(c) for r, c in CANDIDATES.items() if r in runs) * SELECT_SEEDS - len(todo)}"
-          f" already done by this code")
-    t0 = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        for n, (run, label, seed) in enumerate(todo):
-            progress(n, len(todo), t0, f"{run}: {label}, seed {seed}")
-            args = CANDIDATES[run][label]
-            out = Path(tmp) / f"{n}"
-            script("train.py", "--data", data, "--out", out, "--seed", seed, "--no-test", *args)
-            entry = json.loads((out / "manifest.json").read_text())["runs"][run]
-            curve = [e["val_accuracy"] for e in entry["per_epoch"]]
-            slot = tried.setdefault(run, {}).setdefault(label, {"args": args, "seeds": {}})
-            if slot["args"] != args:
-                slot.update(args=args, seeds={})
-            slot["seeds"][str(seed)] = {
-                "val_accuracy": entry["val_accuracy"],
-                "best_val_accuracy": max(curve), "best_epoch": curve.index(max(curve)) + 1,
-                "training_seconds": entry["training_seconds"],
-                "cpu": entry["environment"]["cpu"],
-                "blas_kernel": entry["environment"]["blas"]["kernel"],
-                "git_commit": entry["environment"]["git_commit"], "training_code": code}
-            write_selection(tried)
+    same = same_code(LAB)
+    todo, where = [], {}
+    for run in runs:
+        for label in CANDIDATES[run]:
+            for seed in range(SELECT_SEEDS):
+                known = tried.get(run, {}).get(label, {})
+                if (known.get("seeds", {}).get(str(seed), {}).get("training_code") in same
+                        and known["args"] == CANDIDATES[run][label]):
+                    continue
+                out = LAB / "runs" / "select" / run / label.replace(", ", "-").replace(" ", "") \
+                    / f"seed-{seed}"
+                training = grid.Training(f"{run}: {label}, seed {seed}", [[
+                    "train.py", "--data", data, "--out", out, "--seed", seed, "--no-test",
+                    *CANDIDATES[run][label]]], out)
+                where[out] = (run, label, seed)
+                if not record_selection(tried, training, where, same):
+                    todo.append(training)
+    execute(todo, args, on_done=lambda t: record_selection(tried, t, where, same))
     for run in runs:
         label = choose(tried[run])
         print(f"{run}: {label} (validation {tried[run][label]['val_mean']:.1f}%)")
+
+
+def record_selection(tried, training, where, same):
+    """Add a finished candidate training's validation figures to selection.json -> whether
+    its folder held one (of this code and these arguments)."""
+    run, label, seed = where[training.out]
+    args = CANDIDATES[run][label]
+    path = training.out / "manifest.json"
+    entry = read_manifest(path).get("runs", {}).get(run, {}) if path.exists() else {}
+    if (entry.get("environment", {}).get("training_code") not in same
+            or entry.get("command", [])[-len(args):] != args):
+        return False
+    curve = [e["val_accuracy"] for e in entry["per_epoch"]]
+    slot = tried.setdefault(run, {}).setdefault(label, {"args": args, "seeds": {}})
+    if slot["args"] != args:
+        slot.update(args=args, seeds={})
+    slot["seeds"][str(seed)] = {
+        "val_accuracy": entry["val_accuracy"],
+        "best_val_accuracy": max(curve), "best_epoch": curve.index(max(curve)) + 1,
+        "training_seconds": entry["training_seconds"],
+        "cpu": entry["environment"]["cpu"],
+        "blas_kernel": entry["environment"]["blas"]["kernel"],
+        "git_commit": entry["environment"]["git_commit"],
+        "training_code": entry["environment"]["training_code"]}
+    write_selection(tried)
+    return True
 
 
 def read_selection():
@@ -224,27 +254,22 @@ def final(run, epochs=None):
     return args, want
 
 
-def sweep(seeds, runs, data):
-    code = same_code(LAB)
+def sweep(seeds, runs, data, args):
+    """Each run's final models, seeds `seeds`: trained, scored on the test icons and on the
+    fresh icons, into results/<run>/seed-<k>/."""
+    same = same_code(LAB)
+    fresh, draw = fresh_icons()
     todo = []
     for seed in seeds:
         for run in runs:
-            out, (args, want) = RESULTS / run / f"seed-{seed}", final(run)
-            if not done_by_this_code(out, run, want, code):
-                todo.append((run, seed, out, args))
-    print(f"sweep: {len(todo)} (run, seed) to train, {len(seeds) * len(runs) - len(todo)} "
-          f"already done by this code")
-    t0 = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = Path(tmp) / "fresh"
-        script("generate_icons.py", "--out", fresh, "--seed", FRESH_SEED,
-               "--manifest", fresh / "manifest.json")
-        for n, (run, seed, out, args) in enumerate(todo):
-            progress(n, len(todo), t0, f"{run}, seed {seed}")
-            script("train.py", "--data", data, "--out", out, "--seed", seed, *args)
-            script("eval.py", "--data", data, "--checkpoint", out / "checkpoint.npz")
-            script("eval.py", "--data", fresh, "--all", "--checkpoint",
-                   out / "checkpoint.npz")  # (checkpoints are never committed: .gitignore)
+            out, (train_args, want) = RESULTS / run / f"seed-{seed}", final(run)
+            if not done_by_this_code(out, run, want, same):
+                checkpoint = out / "checkpoint.npz"  # (never committed: .gitignore)
+                todo.append(grid.Training(f"{run}, seed {seed}", [
+                    ["train.py", "--data", data, "--out", out, "--seed", seed, *train_args],
+                    ["eval.py", "--data", data, "--checkpoint", checkpoint],
+                    ["eval.py", "--data", fresh, "--all", "--checkpoint", checkpoint]], out))
+    execute(todo, args, before=[draw])
 
 
 # --- what more data buys: the 300-class runs on larger datasets ----------------------------------
@@ -265,29 +290,28 @@ def same_steps(run, n):
     return max(1, round(recipe(run)["epochs"] * STEPS_OF / n))
 
 
-def scaling(sizes, seeds, runs):
+def scaling(sizes, seeds, runs, args):
     """Train each run's chosen recipe on datasets of each size (training seed 0's icons, the
     same split fractions, train + validation), and score each model on the same 1000 fresh
     icons (generator seed FRESH_SEED) into results/scaling/<run>/n-<N>/seed-<k>/."""
-    code = same_code(LAB)
-    todo = [(n, run, seed) for n in sizes for seed in seeds for run in runs
-            if not done_by_this_code(SCALING / run / f"n-{n}" / f"seed-{seed}", run,
-                                     final(run, same_steps(run, n))[1], code, ("eval_all",))]
-    print(f"scaling: {len(todo)} (size, run, seed) to train")
-    t0 = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = Path(tmp) / "fresh"
-        script("generate_icons.py", "--out", fresh, "--seed", FRESH_SEED)
-        for n in sorted({n for n, _, _ in todo}):
-            data = Path(tmp) / f"data-{n}"
-            script("generate_icons.py", "--out", data, "--n", n, "--seed", 0)
-            for run, seed in [(r, k) for m, r, k in todo if m == n]:
-                progress(todo.index((n, run, seed)), len(todo), t0,
-                         f"{run}, {n} icons, seed {seed}")
+    same = same_code(LAB)
+    fresh, draw = fresh_icons()
+    todo, sizes_needed = [], set()
+    for n in sizes:
+        data = DATA_CACHE / f"n-{n}"
+        for seed in seeds:
+            for run in runs:
                 out = SCALING / run / f"n-{n}" / f"seed-{seed}"
-                script("train.py", "--data", data, "--out", out, "--seed", seed, "--no-test",
-                       *final(run, same_steps(run, n))[0])
-                script("eval.py", "--data", fresh, "--all", "--checkpoint", out / "checkpoint.npz")
+                train_args, want = final(run, same_steps(run, n))
+                if not done_by_this_code(out, run, want, same, ("eval_all",)):
+                    sizes_needed.add(n)
+                    todo.append(grid.Training(f"{run}, {n} icons, seed {seed}", [
+                        ["train.py", "--data", data, "--out", out, "--seed", seed, "--no-test",
+                         *train_args],
+                        ["eval.py", "--data", fresh, "--all", "--checkpoint",
+                         out / "checkpoint.npz"]], out))
+    execute(todo, args, before=[draw] + [["generate_icons.py", "--out", DATA_CACHE / f"n-{n}",
+                                          "--n", n, "--seed", 0] for n in sorted(sizes_needed)])
 
 
 COMBOS = "full_factorised_combos"  # in the grid only when --runs asks for it
@@ -689,11 +713,19 @@ def main(argv=None):
     ap.add_argument("--same-as", metavar="REV", help="check that this code trains the same "
                     "weights as commit REV did (short runs at both, every array compared) and, "
                     "if so, record it: results made at REV then count as this code's")
+    ap.add_argument("--jobs", type=int, default=grid.default_jobs(),
+                    help=f"trainings at once, each on its share of the cores (default here: "
+                    f"{grid.default_jobs()}, two cores a training)")
+    ap.add_argument("--plan", action="store_true", help="print the trainings still to do as "
+                    "commands, one a line, for any scheduler (then run the summary)")
     args = ap.parse_args(argv)
+    args.data = Path(args.data).resolve()
     if args.same_as:
         return check_same_code(args.same_as, args.data)
     if not 1 <= args.seeds <= 100:
         ap.error(f"--seeds must be between 1 and 100, got {args.seeds}")
+    if not 1 <= args.jobs <= 256:
+        ap.error(f"--jobs must be between 1 and 256, got {args.jobs}")
     if args.scaling is not None:
         sizes, runs = args.scaling or SCALING_SIZES, args.runs or SCALING_RUNS
         if not all(300 <= n <= 8000 for n in sizes):
@@ -701,14 +733,15 @@ def main(argv=None):
         if not set(runs) <= {*SCALING_RUNS, COMBOS}:
             ap.error(f"--scaling trains the 300-class runs ({', '.join([*SCALING_RUNS, COMBOS])}), "
                      f"not {', '.join(sorted(set(runs) - {*SCALING_RUNS, COMBOS}))}")
-        scaling(sizes, range(min(args.seeds, SCALING_SEEDS)), runs)
-        return write_readme({"scaling": scaling_summary()})
+        scaling(sizes, range(min(args.seeds, SCALING_SEEDS)), runs, args)
+        return None if args.plan else write_readme({"scaling": scaling_summary()})
     runs = args.runs or list(RUNS)
     if args.select:
-        return select(args.data, runs)
+        return select(args.data, runs, args)
     if not args.summary:
-        sweep(range(args.seeds), runs, args.data)
-    summarise()
+        sweep(range(args.seeds), runs, args.data, args)
+    if not args.plan:
+        summarise()
 
 
 if __name__ == "__main__":

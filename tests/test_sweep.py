@@ -1,6 +1,7 @@
 """sweep.py: the recipes it trains are the ones the validation icons chose over the seeds, and
 the README's results table is what its summary makes of the committed manifests."""
 
+import argparse
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import train
 from minimodel import recipes
 
 LAB = Path(__file__).parents[1]
+ONE_AT_A_TIME = argparse.Namespace(plan=False, jobs=1)
 
 
 def test_each_run_trains_the_recipe_validation_chose():
@@ -131,7 +133,8 @@ def test_the_scaling_experiment_end_to_end_on_a_tiny_grid(monkeypatch, tmp_path)
     monkeypatch.setattr(sweep, "RESULTS", tmp_path)
     monkeypatch.setattr(sweep, "SCALING", tmp_path / "scaling")
     monkeypatch.setattr(sweep, "recipe", lambda run: {**recipes.recipe(run), "epochs": 1})
-    sweep.scaling((300, 600), range(1), ["full_factorised"])
+    monkeypatch.setattr(sweep, "DATA_CACHE", tmp_path / "runs" / "sweep-data")
+    sweep.scaling((300, 600), range(1), ["full_factorised"], ONE_AT_A_TIME)
     found = sorted((tmp_path / "scaling").glob("full_factorised/n-*/seed-0/manifest.json"))
     assert [p.parents[1].name for p in found] == ["n-300", "n-600"]
     entries = [json.loads(p.read_text())["runs"]["full_factorised"] for p in found]
@@ -145,12 +148,12 @@ def test_the_scaling_experiment_end_to_end_on_a_tiny_grid(monkeypatch, tmp_path)
                f"{e['split_sizes']['train'] * e['recipe']['epochs']:,} | " \
                f"{100 * e['eval_all']['accuracy']:.1f} |" in text
     before = [p.read_bytes() for p in found]
-    sweep.scaling((300, 600), range(1), ["full_factorised"])  # all done: nothing retrained
+    sweep.scaling((300, 600), range(1), ["full_factorised"], ONE_AT_A_TIME)  # all done
     assert [p.read_bytes() for p in found] == before
 
 
 def test_same_code_follows_the_recorded_checks(tmp_path, monkeypatch):
-    import minimodel.files as files
+    from minimodel import files
 
     monkeypatch.setattr(files, "training_code", lambda lab: "c")
     assert files.same_code(tmp_path) == {"c"}

@@ -19,12 +19,16 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 def cpu_count():
     """The cores this process may run on: os.process_cpu_count() (Python 3.13+), else the
-    affinity mask where the OS has one (Linux), else every core of the machine."""
+    affinity mask where the OS has one (Linux), else every core of the machine; at most
+    MINIMODEL_CORES, the share a sweep running several trainings at once gives each."""
     if hasattr(os, "process_cpu_count"):
-        return os.process_cpu_count() or 1
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+        n = os.process_cpu_count() or 1
+    elif hasattr(os, "sched_getaffinity"):
+        n = len(os.sched_getaffinity(0))
+    else:
+        n = os.cpu_count() or 1
+    share = os.environ.get("MINIMODEL_CORES", "")
+    return min(n, int(share)) if share.isdigit() and int(share) >= 1 else n
 
 
 def blas_info():
