@@ -226,6 +226,12 @@ def environment():
 # --- main ----------------------------------------------------------------------------------------
 
 
+def run_label(run, cfg):
+    """A run's name and what differs in its model from the spec's: tense-patch8, ..."""
+    return run + "".join(f"-{short}{getattr(cfg, f)}" for _, f, short in MODEL_OPTIONS
+                         if getattr(cfg, f) != getattr(ViTConfig(), f))
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(
         description="Train TinyViT on the grammar icons.",
@@ -288,9 +294,7 @@ def parse_args(argv):
                        f"{n_parameters(args.config):,} parameters is past what this lab trains "
                        f"on a laptop (at most {MAX_TOKENS} tokens and 5,000,000 parameters); "
                        f"choose a larger --patch-size or a smaller --width, --mlp or --blocks")
-    args.run = run_name(task, args.split) + "".join(
-        f"-{short}{getattr(args.config, f)}" for _, f, short in MODEL_OPTIONS
-        if getattr(args.config, f) != getattr(ViTConfig(), f))
+    args.run = run_label(run_name(task, args.split), args.config)
     chosen = recipe(run_name(task, args.split), args.recipe)
     for name in chosen:  # what the options leave unsaid, the recipe says
         if getattr(args, name) is None:
