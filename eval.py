@@ -30,6 +30,7 @@ from minimodel.data import SIZE, SPLITS, data_folder, load_dataset
 from minimodel.files import (
     LabError,
     Outputs,
+    as_typed,
     check_writable,
     figure_writer,
     from_here,
@@ -281,7 +282,7 @@ def evaluate(checkpoint, data, task=None, all_icons=False, out=None, log=print):
         log(f"by part of this folder's {split} split (other icons than the model's, none "
             f"trained on): " + ", ".join(f"{p['accuracy']:.1%} of the {p['n_icons']} icons in "
                                          f"its {part} part" for part, p in parts.items()))
-        record = {"folder": str(data), "fingerprint": dataset.fingerprint, "n_icons": len(idx),
+        record = {"folder": as_typed(data, LAB), "fingerprint": dataset.fingerprint, "n_icons": len(idx),
                   "accuracy": acc, "factor_accuracy": factor_acc, "parts": parts}
         with Outputs(out) as outputs:
             outputs.manifest(out / "manifest.json", record, "runs", name, "eval_all")

@@ -43,6 +43,7 @@ from minimodel.data import SPLITS, data_folder, load_dataset
 from minimodel.files import (
     LabError,
     Outputs,
+    as_typed,
     check_writable,
     figure_writer,
     from_here,
@@ -278,7 +279,7 @@ def parse_args(argv):
                     "the lab's top level for the default run, which reproduces the committed "
                     "results; runs/<run>/ for any other)")
     args = ap.parse_args(argv)
-    args.command = list(sys.argv[1:] if argv is None else argv)
+    args.command = [typed(a) for a in (sys.argv[1:] if argv is None else argv)]
     args.data = data_folder(args.data, DATA)  # a LabError: one line, no usage
     task = Task(args.task, args.head)
     try:
@@ -336,10 +337,10 @@ def check_coverage(dataset, task, train_idx, data):
                            f"dataset with `uv run python generate_icons.py`")
 
 
-def shown(path):
-    """A path as a reader would type it: relative to the lab's top level when inside it."""
-    path = Path(path).resolve()
-    return str(path.relative_to(LAB)) if path.is_relative_to(LAB) and path != LAB else str(path)
+def typed(arg):
+    """A command-line argument as a reader of the manifest would type it: an absolute path
+    inside the lab relative to its top level, anything else as it was."""
+    return as_typed(arg, LAB) if Path(arg).is_absolute() else arg
 
 
 def rounded(value):
@@ -385,7 +386,7 @@ def run(args, log=print):
                    "schedule": "cosine, per step", "optimizer": "SGD", "momentum": MOMENTUM,
                    "shift": args.shift, "seed": args.seed, "train_on": args.train_on,
                    "base": args.recipe},
-        "dataset": {"folder": shown(args.data), "fingerprint": dataset.fingerprint,
+        "dataset": {"folder": as_typed(args.data, LAB), "fingerprint": dataset.fingerprint,
                     "n_icons": len(dataset.labels)},
         "split_sizes": sizes,
         "parameters": model.n_params(),

@@ -100,3 +100,12 @@ def test_the_attention_figure_follows_the_patch_size(data_60, patch, grid):
     assert f"uniform (1/{grid * grid + 1})" in bar and "[CLS]'s attention" in bar
     maps = [ax.get_images()[0].get_array() for ax in fig.axes[1:-1:3]]
     assert all(np.shape(m) == (grid, grid) for m in maps)
+
+
+def test_manifests_record_commands_as_typed_in_the_lab(monkeypatch, tmp_path):
+    """Paths inside the lab are recorded relative to it, whatever the machine's folders."""
+    monkeypatch.setattr(train, "LAB", tmp_path)
+    assert train.typed(str(tmp_path / "runs" / "x")) == "runs/x"
+    assert train.typed("--seed") == "--seed" and train.typed("runs/x") == "runs/x"
+    outside = str(tmp_path.parent / "elsewhere")
+    assert train.typed(outside) == outside

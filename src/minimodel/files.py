@@ -40,6 +40,14 @@ def from_here(path):
         return printable(Path(path).resolve())
 
 
+def as_typed(path, lab):
+    """`path` as a manifest records it: relative to the lab's top level when inside it (what a
+    reader types there, on any machine), else absolute."""
+    path = Path(path).resolve()
+    return path.relative_to(lab).as_posix() if path.is_relative_to(lab) and path != lab \
+        else str(path)
+
+
 # ---------------------------------------------------------------------------- reading
 
 
