@@ -11,7 +11,7 @@ splits.json, and refuses a data folder other than the one the checkpoint was tra
 confusion_matrix.png, mistakes.png and cls_attention.png beside the checkpoint and adds the
 evaluation to that folder's manifest.json entry for the run. With --all it scores every icon of
 --data instead and records the result (as "eval_all"), drawing no plots: beside the checkpoint,
-or in runs/<run>/ for the lab's own checkpoint, whose folder holds the committed results.
+or in runs/lab/ for the lab's own checkpoint, whose folder holds the committed results.
 """
 
 try:  # the lab's packages live in the environment uv makes; without it, say so in one line
@@ -22,6 +22,7 @@ except ModuleNotFoundError as missing:
 
 import argparse
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -114,11 +115,11 @@ def reader(cfg):
 
 
 def icon_title(lab):
-    """'buy · past_simple · 2sg, icon 1': the icon's verb form and its index among that form's
-    icons (the number at the end of its filename)."""
-    idx = lab["filename"].removesuffix(".png").rsplit("_", 1)[1]
-    return (f"{VERBS[lab['verb_id']]} · {TENSES[lab['tense_id']]} · "
-            f"{PERSONS[lab['person_id']]}, icon {idx}")
+    """'buy · past_simple · 2sg, icon 1': the icon's verb form, from its labels, and its index
+    among that form's icons where its filename is the generator's (another name: no index)."""
+    form = VERBS[lab["verb_id"]], TENSES[lab["tense_id"]], PERSONS[lab["person_id"]]
+    idx = re.fullmatch(r"verb_{}_tense_{}_person_{}_(\d+)\.png".format(*form), lab["filename"])
+    return " · ".join(form) + (f", icon {idx[1]}" if idx else "")
 
 
 def attention_figure(model, images, labels):
@@ -231,6 +232,17 @@ def load_checkpoint(checkpoint, task=None):
     return model, meta, task
 
 
+def run_of(checkpoint, meta, task):
+    """The run a checkpoint's evaluation is recorded under: the name its metadata gives,
+    which must be a plain name (a manifest key and a folder under runs/, never a path)."""
+    name = meta.get("run", task.name)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name) or ".." in name:
+        raise LabError(f"{printable(checkpoint)}: its metadata names the run "
+                       f"{printable(repr(name))}, not a plain name (letters, digits, _ . -); "
+                       f"retrain it with train.py")
+    return name
+
+
 def score(model, task, dataset, idx):
     """-> (true class ids, predicted class ids) of the icons idx of the dataset."""
     y_true = task.classes(task.targets(dataset))[idx]
@@ -258,7 +270,7 @@ def evaluate(checkpoint, data, task=None, all_icons=False, out=None, log=print):
     cm = confusion(y_true, y_pred, len(names))
     acc = float((y_true == y_pred).mean())
     views = factor_views(task, y_true, y_pred)
-    name = meta.get("run", task.name)
+    name = run_of(checkpoint, meta, task)
     what = f"all {len(idx)} icons of {data}" if all_icons else f"the {len(idx)} test icons"
     log(f"run {name}: accuracy {acc:.1%} on {what} ({int(cm.trace())} right)")
     if len(names) <= 15:
@@ -326,14 +338,16 @@ def main(argv=None):
     ap.add_argument("--task", choices=list(TASKS),
                     help="refuse a checkpoint trained for another task (default: its own)")
     ap.add_argument("--out", help="where the plots and manifest entry go (default: beside the "
-                    "checkpoint; for --all on the lab's own checkpoint, runs/<run>/, so that "
+                    "checkpoint; for --all on the lab's own checkpoint, runs/lab/, so that "
                     "the committed manifest.json is left as it is)")
     args = ap.parse_args(argv)
     data = data_folder(args.data, DATA)  # a LabError: one line, no usage
     out = args.out
-    if out is None and args.all and Path(args.checkpoint).resolve().parent == LAB:
-        _, meta, task = load_checkpoint(args.checkpoint, args.task)
-        out = LAB / "runs" / meta.get("run", task.name)
+    if out is None and args.all and Path(args.checkpoint).absolute().parent.resolve() == LAB:
+        # the lab's own model: its folder holds the committed results, and runs/<run>/ a
+        # user's own run of that task, so its scores on other icons go to runs/lab/
+        load_checkpoint(args.checkpoint, args.task)  # (a bad checkpoint stops us here)
+        out = LAB / "runs" / "lab"
     try:
         check_writable(Path(args.checkpoint).parent if out is None else out)
     except LabError as e:

@@ -34,12 +34,14 @@ from pathlib import Path
 from minimodel import grid
 from minimodel.files import (
     LabError,
+    Outputs,
     atomic_write,
+    figure_writer,
+    printable,
     pyplot,
     read_manifest,
     run_cli,
     same_code,
-    save_figure,
     training_code,
 )
 from minimodel.recipes import recipe
@@ -206,15 +208,25 @@ def record_selection(tried, training, where, same):
 
 
 def read_selection():
-    """results/selection.json, with its means, spreads and choices as this code computes them."""
-    tried = json.loads(SELECTION.read_text()) if SELECTION.exists() else {}
-    summarise_selection(tried)
+    """results/selection.json, with its means, spreads and choices as this code computes them
+    (checked: a file a crash or a hand left unreadable stops us in one line)."""
+    tried = read_manifest(SELECTION)
+    try:
+        summarise_selection(tried)
+    except (TypeError, KeyError, AttributeError, ValueError, statistics.StatisticsError):
+        raise LabError(f"{SELECTION}: not as sweep.py --select writes it (a candidate's seeds "
+                       f"or accuracies are missing or not numbers); fix it from git (`git "
+                       f"checkout {SELECTION.relative_to(LAB)}`)") from None
     return tried
 
 
-def write_selection(tried):
+def selection_writer(tried):
     summarise_selection(tried)
-    atomic_write(SELECTION, lambda f: f.write(json.dumps(tried, indent=2).encode()))
+    return lambda f: f.write(json.dumps(tried, indent=2).encode())
+
+
+def write_selection(tried):
+    atomic_write(SELECTION, selection_writer(tried))
 
 
 def summarise_selection(tried):
@@ -239,11 +251,15 @@ def done_by_this_code(out, run, want, same, scored=("eval", "eval_all")):
     path = out / "manifest.json"
     if not path.exists():
         return False
-    entry = json.loads(path.read_text()).get("runs", {}).get(run, {})
-    trained = entry.get("recipe", {})
-    return (entry.get("environment", {}).get("training_code") in same
+    entry = read_manifest(path).get("runs", {})  # (unreadable: one line, before any training)
+    entry = entry.get(run) if isinstance(entry, dict) else None
+    if not isinstance(entry, dict):
+        return False
+    trained, env = entry.get("recipe"), entry.get("environment")
+    return (isinstance(trained, dict) and isinstance(env, dict)
+            and env.get("training_code") in same
             and all(trained.get(k) == v for k, v in want.items())
-            and all(key in entry for key in scored))
+            and all(isinstance(entry.get(key), dict) for key in scored))
 
 
 def final(run, epochs=None):
@@ -331,8 +347,11 @@ def scaling_points():
     on the fresh icons of the forms it never saw."""
     points, seconds, per_form, shown = {}, {}, {}, {}
     for path in sorted(SCALING.glob("*/n-*/seed-*/manifest.json")):
-        run, n = path.parents[2].name, int(path.parents[1].name.removeprefix("n-"))
-        entry = json.loads(path.read_text())["runs"][run]
+        run, n = path.parents[2].name, path.parents[1].name.removeprefix("n-")
+        entry = checked_entry(path, run, SCALING_FIELDS)
+        if entry is None or not n.isdigit():
+            continue
+        n = int(n)
         points.setdefault(run, {}).setdefault(n, []).append(100 * fresh_accuracy(entry))
         seconds.setdefault(run, {}).setdefault(n, []).append(entry["training_seconds"])
         per_form.setdefault(run, {})[n] = per_verb_form(entry)
@@ -382,7 +401,7 @@ def scaling_plot(points, per_form):
     miss.set_yticks([0, 1, 10, 100, 1000], ["0", "1", "10", "100", "1000"])
     miss.set(ylim=(0, 1000), ylabel="fresh icons missed, per 1000 (log scale)",
              title="the same, as misses: the last percent magnified")
-    save_figure(fig, RESULTS / "scaling.png")
+    return fig
 
 
 def need(by_x, level):
@@ -478,19 +497,68 @@ def scaling_text(points, seconds, per_form, shown):
 
 
 def scaling_summary():
-    """results/scaling.png and the README's scaling paragraph, from results/scaling/."""
+    """The README's scaling paragraph and results/scaling.png (a figure), from
+    results/scaling/ -> (text, figure)."""
     points, seconds, per_form, shown = scaling_points()
-    scaling_plot(points, per_form)
-    return scaling_text(points, seconds, per_form, shown)
+    return scaling_text(points, seconds, per_form, shown), scaling_plot(points, per_form)
+
+
+NUMBER = (int, float)
+SCALING_FIELDS = {"training_seconds": NUMBER, "split": str, "split_sizes.train": int,
+                  "recipe.epochs": int, "recipe.seed": int, "environment.training_code": str,
+                  "eval_all.accuracy": NUMBER, "eval_all.parts.test.accuracy": NUMBER}
+FINAL_FIELDS = {**SCALING_FIELDS, "test_accuracy": NUMBER, "split_sizes.test": int,
+                "eval.mistakes": list}
+
+
+def checked_entry(path, run, fields, say=print):
+    """The entry of `run` in the results manifest `path`, with every field the summaries read
+    (`fields`: dotted name -> type) there and of its type; else None, and one line said on why
+    it is left out (unreadable, trained but not scored, or a field of the wrong type)."""
+    try:
+        runs = read_manifest(path).get("runs")
+    except LabError as e:
+        say(f"left out: {e}")
+        return None
+    entry = runs.get(run) if isinstance(runs, dict) else None
+    if not isinstance(entry, dict):
+        say(f"left out: {path}: no entry for run {run}")
+        return None
+    for dotted, kind in fields.items():
+        value = entry
+        for key in dotted.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        top = dotted.split(".")[0]
+        if value is None and top in ("eval", "eval_all") and top not in entry:
+            say(f"left out: {path}: trained but not scored ({top} missing); run the sweep "
+                f"again to score it")
+            return None
+        if not isinstance(value, kind) or isinstance(value, bool):
+            say(f"left out: {path}: {dotted} is {printable(repr(value))[:40]}, not a "
+                f"{'number' if kind is NUMBER else kind.__name__}; retrain that seed (delete "
+                f"its folder) or restore the file from git")
+            return None
+    return entry
 
 
 def collect():
-    """{run: [manifest entry of each seed]}, from results/<run>/seed-*/manifest.json."""
+    """{run: [manifest entry of each seed]}, from results/<run>/seed-*/manifest.json; a seed
+    whose manifest cannot be read as the summary needs it is named and left out."""
     found = {}
     for run in RUNS:
         for path in sorted((RESULTS / run).glob("seed-*/manifest.json")):
-            found.setdefault(run, []).append(json.loads(path.read_text())["runs"][run])
+            entry = checked_entry(path, run, FINAL_FIELDS)
+            if entry is not None:
+                found.setdefault(run, []).append(entry)
     return found
+
+
+def other_code(found):
+    """{run: [seeds trained by training code that is neither this nor checked the same]}."""
+    same = same_code(LAB)
+    return {run: sorted(e["recipe"]["seed"] for e in entries
+                        if e["environment"]["training_code"] not in same)
+            for run, entries in found.items()}
 
 
 def fresh_accuracy(entry):
@@ -513,16 +581,22 @@ def table(found, tried):
     header = ("| run | recipe (chosen on validation) | validation %, 3 seeds | seeds | "
               "train/test icons | test % | fresh icons % | training s |")
     rows = [header, "|---|---|---|---|---|---|---|---|"]
+    others = other_code(found)
     for run, entries in found.items():
         sizes = entries[0]["split_sizes"]
         label = CHOSEN[run]
         fresh = [100 * a for a in map(fresh_accuracy, entries) if a is not None]
         rows.append(
-            f"| {run} | {label} | {mean_range(tried[run][label]['val'])} | {len(entries)} | "
+            f"| {run}{' †' * bool(others[run])} | {label} | {mean_range(tried[run][label]['val'])} | {len(entries)} | "
             f"{sizes['train']}/{sizes['test']} | "
             f"{mean_range([100 * e['test_accuracy'] for e in entries])} | "
             f"{mean_range(fresh) if fresh else '—'} | "
             f"{statistics.median(e['training_seconds'] for e in entries):.0f} |")
+    mixed = [f"{run} (seed {', '.join(map(str, seeds))})" for run, seeds in others.items()
+             if seeds]
+    if mixed:  # said, never silent: these seeds' numbers may not be this code's
+        rows.append(f"\n† trained by other training code than this, not checked the same "
+                    f"(`sweep.py --same-as`): {'; '.join(mixed)}")
     return "\n".join(rows)
 
 
@@ -573,7 +647,8 @@ def goals(found):
     return "\n".join(lines)
 
 
-def plot(found, path):
+def plot(found):
+    """results/seeds.png: each run's seeds, test and fresh icons."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.8), layout="constrained")
     for i, (run, entries) in enumerate(found.items()):
@@ -592,22 +667,26 @@ def plot(found, path):
            "accuracy over training seeds")
     ax.grid(alpha=0.3)
     fig.legend(fontsize=8, loc="outside lower center", ncol=2)  # off the dots
-    save_figure(fig, path)
+    return fig
 
 
 def summarise():
+    """The results table, the selection table and results/seeds.png, from every manifest read
+    and checked first; then all written at one point."""
     found = collect()
     if not found:
-        raise LabError(f"{RESULTS}: no results/<run>/seed-*/manifest.json; run the sweep first")
+        raise LabError(f"{RESULTS}: no readable results/<run>/seed-*/manifest.json; run the "
+                       f"sweep first")
     tried = read_selection()
-    write_selection(tried)  # the choices as this code's rule makes them, back in the file
-    plot(found, RESULTS / "seeds.png")
-    write_readme({"results": table(found, tried) + "\n\nGoals, on the means of the seeds' test "
-                  "accuracy:\n\n" + goals(found), "selection": selection_table(tried)})
+    texts = {"results": table(found, tried) + "\n\nGoals, on the means of the seeds' test "
+             "accuracy:\n\n" + goals(found), "selection": selection_table(tried)}
+    commit({SELECTION: selection_writer(tried),  # the choices as this code's rule makes them
+            RESULTS / "seeds.png": figure_writer(plot(found))}, texts)
 
 
-def write_readme(texts):
-    """Put each {marker key: text} between its markers in README.md."""
+def commit(files, texts):
+    """Write `files` ({path: write(f)}) and each {marker key: text} between its markers in
+    README.md, all at one point: a failure before it changes none of them."""
     readme = (LAB / "README.md").read_text()
     for key, text in texts.items():
         begin, finish = MARKERS[key]
@@ -615,8 +694,12 @@ def write_readme(texts):
         if start < 0 or end < start:
             raise LabError(f"{LAB / 'README.md'}: the {key}-table markers are missing")
         readme = readme[:start + len(begin)] + "\n" + text + "\n" + readme[end:]
+    with Outputs(LAB) as outputs:
+        for path, write in files.items():
+            outputs.file(path, write)
+        outputs.file(LAB / "README.md", lambda f: f.write(readme.encode()))
+    for text in texts.values():
         print(text)
-    atomic_write(LAB / "README.md", lambda f: f.write(readme.encode()))
 
 
 # --- the same weights from changed code: a recorded check ---------------------------------------
@@ -734,7 +817,10 @@ def main(argv=None):
             ap.error(f"--scaling trains the 300-class runs ({', '.join([*SCALING_RUNS, COMBOS])}), "
                      f"not {', '.join(sorted(set(runs) - {*SCALING_RUNS, COMBOS}))}")
         scaling(sizes, range(min(args.seeds, SCALING_SEEDS)), runs, args)
-        return None if args.plan else write_readme({"scaling": scaling_summary()})
+        if not args.plan:
+            text, fig = scaling_summary()
+            commit({RESULTS / "scaling.png": figure_writer(fig)}, {"scaling": text})
+        return None
     runs = args.runs or list(RUNS)
     if args.select:
         return select(args.data, runs, args)

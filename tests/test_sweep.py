@@ -80,14 +80,16 @@ def test_the_scaling_paragraph_answers_from_the_manifests(monkeypatch, tmp_path)
         for n, seeds in by_n.items():
             for seed, acc in enumerate(seeds):
                 entry = {"split": split, "split_sizes": {"train": n * 4 // 5},
-                         "training_seconds": 100 + seed, "recipe": {"epochs": 300_000 // n},
+                         "training_seconds": 100 + seed, "environment": {"training_code": "c"},
+                         "recipe": {"epochs": 300_000 // n, "seed": seed},
                          "eval_all": {"accuracy": acc / 200 if split == "combos" else acc / 100,
                                       "parts": {"test": {"accuracy": acc / 100}}}}
                 folder = tmp_path / "scaling" / run / f"n-{n}" / f"seed-{seed}"
                 folder.mkdir(parents=True)
                 (folder / "manifest.json").write_text(json.dumps({"runs": {run: entry}}))
-    text = " ".join(sweep.scaling_summary().split())  # the paragraph is wrapped at 100
-    assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+    text, fig = sweep.scaling_summary()
+    text = " ".join(text.split())  # the paragraph is wrapped at 100
+    assert len(fig.axes) == 2
     assert ("| 500 | 1.3 | 240,000 | 85.0 (80.0–90.0) | 97.0 (96.0–98.0) | "
             "90.0 (89.0–91.0) | 100 |") in text
     assert "| 4000 | 10.7 | 240,000 | 99.2 (99.0–99.5) | — | — | 100 |" in text
@@ -141,8 +143,8 @@ def test_the_scaling_experiment_end_to_end_on_a_tiny_grid(monkeypatch, tmp_path)
     assert [e["recipe"]["epochs"] for e in entries] == [3, 2]  # the same steps: 1 × 1000 / n
     assert [e["split_sizes"]["train"] for e in entries] == [240, 480]  # train + validation
     assert all(e["eval_all"]["n_icons"] == 1000 and e["test_accuracy"] is None for e in entries)
-    text = sweep.scaling_summary()
-    assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+    text, fig = sweep.scaling_summary()
+    assert len(fig.axes) == 2
     for n, e in zip((300, 600), entries):
         assert f"| {n} | {e['split_sizes']['train'] / 300:.1f} | " \
                f"{e['split_sizes']['train'] * e['recipe']['epochs']:,} | " \

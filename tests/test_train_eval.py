@@ -96,7 +96,8 @@ def test_eval_scores_the_held_out_icons_and_refuses_another_dataset(data_300, tr
 def test_eval_draws_the_mistakes_and_keeps_the_labs_results_out_of_all(data_300, trained,
                                                                        tmp_path, monkeypatch):
     """eval.py writes mistakes.png (and names the icons in the manifest); --all on the lab's own
-    checkpoint records into runs/<run>/, leaving the lab's committed manifest.json alone."""
+    checkpoint records into runs/lab/, leaving the lab's committed manifest.json alone (and a
+    user's own runs/<run>/)."""
     lab = shutil.copytree(trained(), tmp_path / "lab")  # stands for the lab's top level
     monkeypatch.setattr(evaluate_script, "LAB", lab)
     monkeypatch.setattr(evaluate_script, "DATA", data_300)
@@ -113,5 +114,5 @@ def test_eval_draws_the_mistakes_and_keeps_the_labs_results_out_of_all(data_300,
     evaluate_script.main(["--checkpoint", str(lab / "checkpoint.npz"), "--data", str(other),
                           "--all"])
     assert (lab / "manifest.json").read_bytes() == before
-    fresh = json.loads((lab / "runs" / "tense" / "manifest.json").read_text())
+    fresh = json.loads((lab / "runs" / "lab" / "manifest.json").read_text())
     assert fresh["runs"]["tense"]["eval_all"]["n_icons"] == 300

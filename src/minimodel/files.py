@@ -7,6 +7,7 @@ one commit point) and run under `run_cli`, so a mistake or an interrupt ends the
 on stderr and a non-zero status, never a traceback, and never with outputs half replaced.
 """
 
+import codecs
 import hashlib
 import io
 import json
@@ -38,6 +39,8 @@ def from_here(path):
         return printable(os.path.relpath(path))
     except ValueError:  # Windows: no relative path between two drives
         return printable(Path(path).resolve())
+    except OSError:  # the current folder was deleted meanwhile: there is no "here"
+        return printable(os.path.abspath(path) if os.path.isabs(path) else path)
 
 
 def as_typed(path, lab):
@@ -401,10 +404,35 @@ def _interrupt(_signum, _frame):
     raise KeyboardInterrupt
 
 
+# what an output that cannot show a character (an ASCII or cp1252 console) gets instead
+PLAIN = {"→": "->", "←": "<-", "—": "-", "–": "-", "×": "x", "≥": ">=", "≤": "<=", "…": "...",
+         "·": ".", "÷": "/", "±": "+-", "²": "^2", "³": "^3", "√": "sqrt", "≈": "~", "★": "*",
+         "✓": "v", "‘": "'", "’": "'", "“": '"', "”": '"', "−": "-", "ε": "eps"}
+
+
+def _plain(error):
+    """Encoding error handler: a character the output cannot show, as PLAIN has it, else ?."""
+    bad = error.object[error.start:error.end]
+    return "".join(PLAIN.get(c, "?") for c in bad), error.end
+
+
+codecs.register_error("lab-plain", _plain)
+
+
+def plain_output():
+    """stdout and stderr never crash on a character their encoding lacks: it is written plain
+    (→ as ->, × as x, ...), as on a Windows console or under PYTHONIOENCODING=ascii."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="lab-plain")
+
+
 def run_cli(main, argv=None):
     """Run a script's main(argv) as a user should see it: a LabError, an OS error or an
-    interrupt (Ctrl-C, or SIGTERM, treated alike) ends it with one line on stderr."""
+    interrupt (Ctrl-C, or SIGTERM, treated alike) ends it with one line on stderr; output
+    falls back to plain characters where the console cannot show ours."""
     signal.signal(signal.SIGTERM, _interrupt)
+    plain_output()
     try:
         main(argv)
     except LabError as e:
