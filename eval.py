@@ -50,9 +50,11 @@ DATA = LAB / "data"
 
 def confusion(y_true, y_pred, n):
     """(n, n) counts: row = true class, column = predicted class."""
+    # BEGIN BLOCK E: count (true, predicted) pairs: row true, column predicted
     cm = np.zeros((n, n), dtype=np.int64)
     np.add.at(cm, (y_true, y_pred), 1)
     return cm
+    # END BLOCK E
 
 
 def per_class_accuracy(cm):

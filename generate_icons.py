@@ -111,6 +111,7 @@ def pattern_mask(name, u, v):
 
 
 def shape_mask(name, u, v):
+    # BEGIN BLOCK B: True inside the person's shape (u, v: from the centre)
     if name == "circle":
         return u * u + v * v <= RADIUS**2
     if name == "square":
@@ -121,6 +122,7 @@ def shape_mask(name, u, v):
     for a in (np.pi / 2, np.pi / 2 + 2 * np.pi / 3, np.pi / 2 + 4 * np.pi / 3):
         inside &= u * math.cos(a) - v * math.sin(a) >= -R / 2  # distance to an edge is R/2
     return inside
+    # END BLOCK B
 
 
 def render_masks(verb, tense, person, idx, jitter=True, seed=0):
@@ -149,6 +151,7 @@ def render_masks(verb, tense, person, idx, jitter=True, seed=0):
 
 def render_icon(verb, tense, person, idx, jitter=True, seed=0):
     """One icon, a (32, 32, 3) uint8 array. jitter=False gives the canonical prototype."""
+    # BEGIN BLOCK B: background, shape in the tense's colour, the verb's ink; jitter
     shape, ink, rng = render_masks(verb, tense, person, idx, jitter, seed)
     color = np.array(TENSE_COLOR[tense], dtype=float)
     if jitter:
@@ -159,6 +162,7 @@ def render_icon(verb, tense, person, idx, jitter=True, seed=0):
     if jitter:
         img += rng.normal(0, 3, img.shape)  # pixel noise
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    # END BLOCK B
 
 
 # ---------------------------------------------------------------------------- the dataset
@@ -204,8 +208,10 @@ def icon_list(n):
 
 def label(v, t, p, idx):
     """The labels.json entry of one icon."""
+    # BEGIN BLOCK B: {filename, verb_id, tense_id, person_id, class_id}
     return {"filename": filename(VERBS[v], TENSES[t], PERSONS[p], idx), "verb_id": v,
             "tense_id": t, "person_id": p, "class_id": class_id(v, t, p)}
+    # END BLOCK B
 
 
 def render_dataset(n=1000, seed=0):

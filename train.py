@@ -74,7 +74,9 @@ MAX_TOKENS = 256  # attention's memory grows with the square: 32-pixel icons in 
 
 def cosine_lr(step, total, lr):
     """From lr at step 0 down towards 0 at the last step, along half a cosine."""
+    # BEGIN BLOCK D: lr at step 0, lr/2 halfway, towards 0 at the end
     return lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
+    # END BLOCK D
 
 
 def shift(x, max_shift, rng):

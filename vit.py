@@ -98,20 +98,24 @@ def tiny_config(**overrides):
 
 def patchify(x, P):
     """(B, H, W, C) images -> (B, N, P·P·C) patches, N = (H/P)·(W/P), in row-major patch order."""
+    # BEGIN BLOCK C: (B, H/P, P, W/P, P, C), patch-grid axes together, flatten
     B, H, W, C = x.shape
     assert H % P == 0 and W % P == 0, f"image {H}×{W} is not divisible into {P}×{P} patches"
     x = x.reshape(B, H // P, P, W // P, P, C)  # (B, nh, P, nw, P, C)
     x = x.transpose(0, 1, 3, 2, 4, 5)  # (B, nh, nw, P, P, C)
     return x.reshape(B, (H // P) * (W // P), P * P * C)  # (B, N, P·P·C)
+    # END BLOCK C
 
 
 def unpatchify(patches, P, image_size, channels=3):
     """The inverse of patchify: (B, N, P·P·C) -> (B, H, W, C)."""
+    # BEGIN BLOCK C: undo patchify: its reshapes and transpose, in reverse
     B = patches.shape[0]
     n = image_size // P
     x = patches.reshape(B, n, n, P, P, channels)  # (B, nh, nw, P, P, C)
     x = x.transpose(0, 1, 3, 2, 4, 5)  # (B, nh, P, nw, P, C)
     return x.reshape(B, image_size, image_size, channels)
+    # END BLOCK C
 
 
 # ---------------------------------------------------------------------------- the model
@@ -136,6 +140,7 @@ class TinyViT:
     def __init__(self, cfg: ViTConfig, seed=0, dtype=np.float32, primitives="tuned"):
         self.cfg, self.primitives = cfg, primitives
         self.rng = np.random.default_rng(seed)  # initial weights, then dropout masks
+        # BEGIN BLOCK C: params: W_patch, b_patch, cls, pos, ln_gain, ln_bias, W_head, b_head
         d = cfg.d_model
         self.params = {
             "W_patch": self.rng.normal(0, 1 / math.sqrt(cfg.patch_dim), (cfg.patch_dim, d)),
@@ -151,6 +156,7 @@ class TinyViT:
             "W_head": np.zeros((d, cfg.n_classes)),  # zero head: first loss is ln(n_classes)
             "b_head": np.zeros(cfg.n_classes),
         }
+        # END BLOCK C
         self.params = {k: v.astype(dtype) for k, v in self.params.items()}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.blocks = [
@@ -168,6 +174,7 @@ class TinyViT:
     def embed(self, images, train=False):
         """images (B, H, W, C) -> tokens (B, T, d): [CLS] first, then one token per patch
         (T = N+1; T = N without [CLS])."""
+        # BEGIN BLOCK C: patchify, W_patch, [CLS] at index 0, + pos
         p, L = self.params, self.ops
         patches = patchify(images, self.cfg.patch_size)  # (B, N, P·P·C)
         x, self.c_patch = L.linear_forward(patches, p["W_patch"], p["b_patch"])  # (B, N, d)
@@ -179,10 +186,12 @@ class TinyViT:
             x += p["pos"]  # broadcast over B
         x, self.m_pos = L.dropout_forward(x, self.cfg.dropout if train else 0.0, self.rng)
         return x
+        # END BLOCK C
 
     def encode(self, images, train=False):
         """images (B, H, W, C) in [-1, 1] -> features (B, d_model): of [CLS], or the mean of
         the patch tokens (pool="mean")."""
+        # BEGIN BLOCK C: embed, the blocks, [CLS]'s row, LayerNorm
         x = self.embed(images, train)  # (B, T, d)
         for block in self.blocks[:-1]:
             x = block.forward(x, train)  # (B, T, d)
@@ -194,9 +203,11 @@ class TinyViT:
         p = self.params
         feat, self.c_ln = self.ops.layernorm_forward(pooled, p["ln_gain"], p["ln_bias"])
         return feat
+        # END BLOCK C
 
     def encode_backward(self, dfeat):
         """dfeat (B, d_model) -> d images (B, H, W, C); adds into the encoder's grads."""
+        # BEGIN BLOCK C: encode, backwards: add into self.grads
         g, L = self.grads, self.ops
         dpooled, dgain, dbias = L.layernorm_backward(dfeat, self.c_ln)
         g["ln_gain"] += dgain
@@ -219,21 +230,26 @@ class TinyViT:
         g["b_patch"] += db
         cfg = self.cfg
         return unpatchify(dpatches, cfg.patch_size, cfg.image_size, cfg.channels)
+        # END BLOCK C
 
     def forward(self, images, train=False):
         """images (B, H, W, C) -> logits (B, n_classes)."""
+        # BEGIN BLOCK C: encode, then the head
         feat = self.encode(images, train)
         logits, self.c_head = self.ops.linear_forward(feat, self.params["W_head"],
                                                       self.params["b_head"])
         return logits
+        # END BLOCK C
 
     def backward(self, dlogits):
         """dlogits (B, n_classes) -> d images; adds into every parameter's gradient (zero_grad
         clears them)."""
+        # BEGIN BLOCK C: the head backwards, then encode_backward
         dfeat, dW, db = self.ops.linear_backward(dlogits, self.c_head)
         self.grads["W_head"] += dW
         self.grads["b_head"] += db
         return self.encode_backward(dfeat)
+        # END BLOCK C
 
     def named_parameters(self):
         """Yields (name, param, grad) for every trainable tensor, model first, then blocks."""
@@ -321,6 +337,7 @@ def cross_entropy(logits, y, groups=None):
         parts = [cross_entropy(part, y[:, i])
                  for i, part in enumerate(np.split(logits, np.cumsum(groups)[:-1], axis=1))]
         return sum(loss for loss, _ in parts), np.concatenate([d for _, d in parts], axis=1)
+    # BEGIN BLOCK D: mean -log softmax of the true class; its gradient
     B = logits.shape[0]
     z = logits - logits.max(axis=1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))  # (B, K) log-softmax
@@ -328,6 +345,7 @@ def cross_entropy(logits, y, groups=None):
     dlogits = np.exp(logp)  # softmax
     dlogits[np.arange(B), y] -= 1.0
     return float(loss), dlogits / B
+    # END BLOCK D
 
 
 class SGD:
@@ -339,9 +357,11 @@ class SGD:
         self.v = np.zeros_like(self.p)
 
     def step(self, lr):
+        # BEGIN BLOCK D: v = momentum·v + g; p -= lr·v
         self.v *= self.momentum
         self.v += self.g
         self.p -= lr * self.v
+        # END BLOCK D
 
 
 # ---------------------------------------------------------------------------- main

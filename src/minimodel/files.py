@@ -438,6 +438,10 @@ def run_cli(main, argv=None):
     except LabError as e:
         print(f"error: {printable(e)}", file=sys.stderr)
         sys.exit(2)
+    except NotImplementedError as e:  # the student edition: a part still to be written
+        print(f"error: {printable(e)} (not written yet; STUDENT.md says how to grade it)",
+              file=sys.stderr)
+        sys.exit(2)
     except MemoryError:
         print("error: out of memory; close other programs, or ask for a smaller model or "
               "dataset", file=sys.stderr)
