@@ -702,6 +702,20 @@ def commit(files, texts):
         print(text)
 
 
+def redraw_all(folders):
+    """sweep.py --plots: each folder's training plots from its manifest (train.redraw)."""
+    from train import redraw
+
+    folders = [Path(f) for f in folders] or sorted(
+        p.parent for p in RESULTS.rglob("seed-*/manifest.json"))
+    for folder in folders:
+        if not (folder / "manifest.json").is_file():
+            raise LabError(f"{printable(folder)}: no manifest.json there; point to a folder "
+                           f"train.py wrote")
+        redraw(folder)
+    print(f"drew loss.png, accuracy.png and diagnostics.png again in {len(folders)} folders")
+
+
 # --- the same weights from changed code: a recorded check ---------------------------------------
 
 # short runs that take every path the final models take (heads, splits, shift, LR, train+val),
@@ -801,8 +815,13 @@ def main(argv=None):
                     f"{grid.default_jobs()}, two cores a training)")
     ap.add_argument("--plan", action="store_true", help="print the trainings still to do as "
                     "commands, one a line, for any scheduler (then run the summary)")
+    ap.add_argument("--plots", nargs="*", metavar="FOLDER", help="draw the training plots "
+                    "(loss, accuracy, diagnostics) of results folders again from their "
+                    "manifests (default: every seed under results/; they are not committed)")
     args = ap.parse_args(argv)
     args.data = Path(args.data).resolve()
+    if args.plots is not None:
+        return redraw_all(args.plots)
     if args.same_as:
         return check_same_code(args.same_as, args.data)
     if not 1 <= args.seeds <= 100:

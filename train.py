@@ -169,10 +169,11 @@ def figures(history, title, n_classes, test_accuracy, n_tokens):
     plt = pyplot()
 
     epochs = [h["epoch"] for h in history]
-    steps = [s for h in history for s in h["step_losses"]]
+    steps = [s for h in history for s in h.get("step_losses", [])]  # (a manifest has none)
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.plot(np.arange(1, len(steps) + 1) / len(history[0]["step_losses"]), steps,
-            color="tab:blue", alpha=0.3, lw=0.8, label="each step")
+    if steps:
+        ax.plot(np.arange(1, len(steps) + 1) / len(history[0]["step_losses"]), steps,
+                color="tab:blue", alpha=0.3, lw=0.8, label="each step")
     ax.plot(np.array(epochs) - 0.5, [h["train_loss"] for h in history], "o-", color="tab:blue",
             label="epoch mean")  # at the middle of the epoch it averages
     ax.axhline(math.log(n_classes), color="gray", ls=":", label=f"chance, ln {n_classes}")
@@ -200,6 +201,28 @@ def figures(history, title, n_classes, test_accuracy, n_tokens):
     ax.grid(alpha=0.3)
     return {"loss.png": loss_fig, "accuracy.png": fig,
             "diagnostics.png": diagnostics.figure(history, title, n_tokens)}
+
+
+def redraw(folder):
+    """A run's loss.png, accuracy.png and diagnostics.png drawn again from its manifest alone
+    (epoch by epoch: a manifest keeps no step losses), beside it -> the files written."""
+    folder = Path(folder)
+    runs = read_manifest(folder / "manifest.json").get("runs")
+    if not isinstance(runs, dict) or len(runs) != 1:
+        raise LabError(f"{printable(folder / 'manifest.json')}: not one run's manifest; point "
+                       f"to a folder train.py wrote")
+    (name, entry), = runs.items()
+    try:
+        cfg = ViTConfig(**entry["config"])
+        plots = figures(entry["per_epoch"], f"TinyViT, {name}", entry["n_classes"],
+                        entry["test_accuracy"], cfg.n_tokens)
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise LabError(f"{printable(folder / 'manifest.json')}: its entry is not as train.py "
+                       f"writes it; nothing drawn") from None
+    with Outputs(folder) as outputs:
+        for filename, fig in plots.items():
+            outputs.file(folder / filename, figure_writer(fig))
+    return [folder / f for f in plots]
 
 
 def environment():

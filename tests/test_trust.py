@@ -198,3 +198,14 @@ def test_a_current_folder_deleted_meanwhile(data_300, tmp_path, monkeypatch, cap
     train.main(["--data", str(data_300), "--out", str(tmp_path / "o"), "--epochs", "1"])
     out = capsys.readouterr().out
     assert f"to {tmp_path / 'o'}/" in out and (tmp_path / "o" / "checkpoint.npz").exists()
+
+
+def test_a_seeds_plots_are_drawn_again_from_its_manifest(tmp_path, cli):
+    """results/ keeps manifests; `sweep.py --plots FOLDER` draws a seed's training plots."""
+    seed = shutil.copytree(LAB / "results" / "full_factorised" / "seed-1", tmp_path / "seed-1",
+                           ignore=shutil.ignore_patterns("*.png", "*.npz"))
+    sweep.main(["--plots", str(seed)])
+    for png in ("loss.png", "accuracy.png", "diagnostics.png"):
+        assert (seed / png).read_bytes()[:4] == b"\x89PNG"
+    code, err = cli(sweep.main, "--plots", str(tmp_path))
+    assert code == 2 and "no manifest.json there" in err
