@@ -363,23 +363,23 @@ def baseline(run):
     return [LAB / "results" / run / f"seed-{k}" for k in range(SEEDS)]
 
 
-def variants(run):
-    """{name: folders} of a run: the final model (unchanged), then each ablation."""
+def variants(run, names=tuple(ABLATIONS)):
+    """{name: folders} of a run: the final model (unchanged), then the ablations `names`."""
     return {"final model": baseline(run),
             **{name: [RESULTS / name / run / f"seed-{k}" for k in range(SEEDS)]
-               for name in ABLATIONS}}
+               for name in names}}
 
 
 def cell(values):
     return sweep.mean_range(values) if values else "—"
 
 
-def ablation_table(run):
+def ablation_table(run, names=tuple(ABLATIONS)):
     factors = ["all", *(("verb", "tense", "person") if run != "tense" else ())]
     rows = [f"| {run}: model | seeds | " + " | ".join(
         "fresh %" if f == "all" else f"{f} %" for f in factors) + " | training s |",
         "|---|---|" + "---|" * len(factors) + "---|"]
-    for name, folders in variants(run).items():
+    for name, folders in variants(run, names).items():
         s = scores(folders)
         what = ABLATIONS[name][1] if name in ABLATIONS else "the final model, unchanged"
         rows.append(f"| {what} | {len(s.get('all', []))} | " +
@@ -542,6 +542,66 @@ def text_figure(text, path):
 
 MARK = "<!-- lessons:{}: made by `python lessons.py --summary` -->"
 END = "<!-- end of lessons:{} -->"
+README = LAB / "README.md"
+
+
+def mean_of(folders, factor="all"):
+    values = scores(folders).get(factor)
+    return f"{statistics.mean(values):.1f}%" if values else "—"
+
+
+def headlines(extra, inside, text):
+    """The README's line per lesson: its headline numbers and a link."""
+    def at(name, run, factor="all"):
+        return mean_of([RESULTS / name / run / f"seed-{k}" for k in range(SEEDS)], factor)
+
+    def final(run, factor="all"):
+        return mean_of(baseline(run), factor)
+
+    ff = "full_factorised"
+    link = "docs/lessons.md#{}"
+    lines = [
+        (f"- **Position** ([more]({link.format('position')})): without a position embedding the "
+        f"300-class model reads {at('position-none', ff)} of the fresh icons, their person "
+        f"{at('position-none', ff, 'person')} (learned: {final(ff)}, "
+        f"{final(ff, 'person')}); tense {at('position-none', 'tense')} ({final('tense')})."),
+        (f"- **Mixing** ([more]({link.format('mixing')})): tokens that read only themselves: "
+        f"{at('attention-self', ff)}, person {at('attention-self', ff, 'person')}, verb "
+        f"{at('attention-self', ff, 'verb')} (attention, mean pooling: "
+        f"{at('pool-mean', ff)})."),
+        (f"- **Pooling** ([more]({link.format('pooling')})): the mean of the patch tokens "
+        f"{at('pool-mean', ff)}, [CLS] {final(ff)} (300 classes); tense "
+        f"{at('pool-mean', 'tense')}, {final('tense')}."),
+        "- **Patch size** ([more]({})): ".format(link.format("patch-size")) + ", ".join(
+            f"{p}×{p}: {mean_of([RESULTS / f'patch{p}' / PATCH_RUN / f'seed-{k}' for k in range(SEEDS)])}"
+            f" at {extra.get('patch_step_ms', {}).get(str(p), '—')} ms a step"
+            for p in PATCH_SIZES) + f" ({PATCH_EPOCHS} epochs, 300 classes).",
+    ]
+    if inside:
+        best = {run: max((v, b, h) for b, row in enumerate(found["attention_vs_uniform"]["outline"])
+                         for h, v in enumerate(row)) for run, found in inside.items()}
+        lines.append(f"- **Attention** ([more]({link.format('attention')})): [CLS]'s most "
+                     f"outline-bound head attends to the outline " + ", ".join(
+                         f"{v:.1f}× uniform ({run}, block {b} head {h})"
+                         for run, (v, b, h) in best.items()) + ".")
+    lines += [
+        (f"- **Baselines** ([more]({link.format('baselines')})): the nearest tense colour, no "
+        f"training: {100 * extra['nearest_colour']:.1f}% of tenses; one block: "
+        f"{at('blocks1', 'tense')} (tense), {at('blocks1', ff)} (300 classes)."),
+        (f"- **Scale** ([more]({link.format('scale')})): ViT-Base is the same `ViTConfig` with "
+        f"{extra['scale']['ViT-Base']['parameters']:,} parameters, "
+        f"{extra['scale']['ViT-Base']['parameters'] / extra['scale']['this lab']['parameters']:.0f}"
+        f"× this one's."),
+    ]
+    if text:
+        prompt, done = next(iter(text["completions"].items()))
+        lines.append(f"- **Text** ([more]({link.format('text')})): the same block, causal, learns "
+                     f"the verb forms as characters in {text['seconds']:.0f} s: `{prompt}` → "
+                     f"`{done}`.")
+    lines.append(f"- **A bug the accuracy hides** ([more]({link.format('a-bug-the-accuracy-hides')}"
+                 f")): patchify without its transpose still reads {at('bug-patchify', 'tense')} "
+                 f"(tense) and {at('bug-patchify', ff)} (300 classes).")
+    return "\n".join(lines)
 
 
 def summarise():
@@ -552,8 +612,14 @@ def summarise():
     extra.update(nearest_colour=nearest_colour(), scale=scale())
     inside = inspected()
     text = extra.get("text")
+    def ablations(*names):
+        return "\n\n".join(ablation_table(run, names) for run in ABLATION_RUNS)
+
     tables = {
-        "ablations": "\n\n".join(ablation_table(run) for run in ABLATION_RUNS),
+        "position": ablations("position-none"),
+        "mixing": ablations("pool-mean", "attention-self"),
+        "pooling": ablations("pool-mean"),
+        "bug": ablations("bug-patchify"),
         "patch": patch_table(extra.get("patch_step_ms", {})),
         "attention": attention_table(inside),
         "baselines": baseline_table(extra),
@@ -569,13 +635,17 @@ def summarise():
         attention_figure(inside, RESULTS / "attention_heads.png")
     if text:
         text_figure(text, RESULTS / "text_loss.png")
-    doc = DOC.read_text()
-    for key, table in tables.items():
-        start, end = doc.find(MARK.format(key)), doc.find(END.format(key))
-        if start < 0 or end < start:
-            raise LabError(f"{DOC}: the markers of lessons:{key} are missing")
-        doc = doc[:start + len(MARK.format(key))] + "\n" + table + "\n" + doc[end:]
-    atomic_write(DOC, lambda f: f.write(doc.encode()))
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    tables["lines"] = headlines(extra, inside, text)
+    for path in (DOC, README):
+        doc = path.read_text()
+        for key, table in tables.items():
+            start, end = doc.find(MARK.format(key)), doc.find(END.format(key))
+            if start >= 0 and end > start:
+                doc = doc[:start + len(MARK.format(key))] + "\n" + table + "\n" + doc[end:]
+            elif path == DOC and key != "lines" or path == README and key == "lines":
+                raise LabError(f"{path}: the markers of lessons:{key} are missing")
+        atomic_write(path, lambda f, doc=doc: f.write(doc.encode()))
     print(f"wrote the figures to {from_here(RESULTS)}/ and the tables to {from_here(DOC)}")
 
 

@@ -52,8 +52,10 @@ def test_the_lessons_end_to_end_on_a_tiny_budget(monkeypatch, tmp_path, data_300
     monkeypatch.setattr(lessons, "TEXT_STEPS", 20)
     monkeypatch.setattr(sweep, "recipe", lambda run: {**recipes.recipe(run), "epochs": 1})
     monkeypatch.setattr(sweep, "DATA_CACHE", tmp_path / "runs" / "sweep-data")
-    shutil.copyfile(LAB / "docs" / "lessons.md", tmp_path / "lessons.md")
+    for name in ("docs/lessons.md", "README.md"):
+        shutil.copyfile(LAB / name, tmp_path / Path(name).name)
     monkeypatch.setattr(lessons, "DOC", tmp_path / "lessons.md")
+    monkeypatch.setattr(lessons, "README", tmp_path / "README.md")
     lessons.main(["--data", str(data_300), "--jobs", "1"])
     out = tmp_path / "lessons"
     for name in lessons.ABLATIONS:
@@ -71,6 +73,9 @@ def test_the_lessons_end_to_end_on_a_tiny_budget(monkeypatch, tmp_path, data_300
     doc = (tmp_path / "lessons.md").read_text()
     assert "| no position embedding | 1 |" in doc and "| 8×8 | 16 |" in doc
     assert "86,567,656" in doc and "| `he g` |" in doc
+    readme = (tmp_path / "README.md").read_text()
+    assert "- **Position** ([more](docs/lessons.md#position))" in readme
+    assert "- **A bug the accuracy hides**" in readme
     before = sorted(p.stat().st_mtime_ns for p in out.rglob("manifest.json"))
     lessons.main(["--data", str(data_300)])  # all done: nothing trained again
     assert sorted(p.stat().st_mtime_ns for p in out.rglob("manifest.json")) == before

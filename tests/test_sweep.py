@@ -1,5 +1,5 @@
 """sweep.py: the recipes it trains are the ones the validation icons chose over the seeds, and
-the README's results table is what its summary makes of the committed manifests."""
+the README's and the report's tables are what its summary makes of the committed manifests."""
 
 import argparse
 import json
@@ -51,19 +51,24 @@ def test_a_candidate_wins_only_by_more_than_the_spread():
     assert sweep.choose({"a": simple, "b": lucky}) == "a"
 
 
-def test_the_readme_table_is_made_from_the_manifests():
+def test_the_tables_are_made_from_the_manifests():
+    """The README's table against the spec, and the report's results and selection tables, are
+    what the summary makes of the committed manifests (a hand-edited figure fails this)."""
     found = sweep.collect()
     if not found:
         pytest.skip("no results/<run>/seed-*/manifest.json yet")
-    readme = (LAB / "README.md").read_text()
-    assert sweep.table(found, json.loads(sweep.SELECTION.read_text())) in readme
-    assert sweep.goals(found) in readme
+    assert sweep.spec_table(found) in (LAB / "README.md").read_text()
+    report = (LAB / "docs" / "report.md").read_text()
+    tried = sweep.read_selection()
+    assert sweep.table(found, tried) in report and sweep.goals(found) in report
+    assert sweep.selection_table(tried) in report
 
 
-def test_the_readme_scaling_paragraph_is_made_from_the_manifests():
+def test_the_report_scaling_paragraph_is_made_from_the_manifests():
     if not list(sweep.SCALING.glob("*/n-*/seed-*/manifest.json")):
         pytest.skip("no results/scaling/ yet")
-    assert sweep.scaling_text(*sweep.scaling_points()) in (LAB / "README.md").read_text()
+    report = (LAB / "docs" / "report.md").read_text()
+    assert sweep.scaling_text(*sweep.scaling_points()) in report
 
 
 def test_the_scaling_paragraph_answers_from_the_manifests(monkeypatch, tmp_path):
