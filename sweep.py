@@ -40,6 +40,7 @@ from minimodel.files import (
     printable,
     pyplot,
     read_manifest,
+    rows,
     run_cli,
     same_code,
     training_code,
@@ -199,7 +200,7 @@ def record_selection(tried, training, where, same):
     if (entry.get("environment", {}).get("training_code") not in same
             or entry.get("command", [])[-len(args):] != args):
         return False
-    curve = [e["val_accuracy"] for e in entry["per_epoch"]]
+    curve = [e["val_accuracy"] for e in rows(entry["per_epoch"])]
     slot = tried.setdefault(run, {}).setdefault(label, {"args": args, "seeds": {}})
     if slot["args"] != args:
         slot.update(args=args, seeds={})

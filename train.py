@@ -45,11 +45,13 @@ from minimodel.files import (
     Outputs,
     as_typed,
     check_writable,
+    columns,
     figure_writer,
     from_here,
     printable,
     pyplot,
     read_manifest,
+    rows,
     run_cli,
     training_code,
 )
@@ -214,7 +216,7 @@ def redraw(folder):
     (name, entry), = runs.items()
     try:
         cfg = ViTConfig(**entry["config"])
-        plots = figures(entry["per_epoch"], f"TinyViT, {name}", entry["n_classes"],
+        plots = figures(rows(entry["per_epoch"]), f"TinyViT, {name}", entry["n_classes"],
                         entry["test_accuracy"], cfg.n_tokens)
     except (KeyError, TypeError, ValueError, IndexError):
         raise LabError(f"{printable(folder / 'manifest.json')}: its entry is not as train.py "
@@ -420,8 +422,8 @@ def run(args, log=print):
         "train_accuracy": final["train_accuracy"],
         "train_loss": final["train_loss"],
         "training_seconds": round(seconds, 2),
-        "per_epoch": [rounded({k: v for k, v in h.items() if k != "step_losses"})
-                      for h in history],
+        "per_epoch": columns([rounded({k: v for k, v in h.items() if k != "step_losses"})
+                              for h in history]),
         "environment": environment(),
     }
     out = Path(args.out)

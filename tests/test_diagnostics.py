@@ -8,6 +8,7 @@ import pytest
 from conftest import SMOKE_RUNS, smoke_options
 
 from minimodel import diagnostics
+from minimodel.files import rows
 from minimodel.parallel import DataParallel
 from vit import TinyViT, ViTConfig, cross_entropy, tiny_config
 
@@ -62,7 +63,7 @@ def test_every_task_records_its_diagnostics(trained):
     for options in [()] + [smoke_options(*run[:3]) for run in SMOKE_RUNS]:
         out = trained(*options)
         (entry,) = json.loads((out / "manifest.json").read_text())["runs"].values()
-        for epoch in entry["per_epoch"]:
+        for epoch in rows(entry["per_epoch"]):
             assert set(epoch["grad_norm"]) == set(epoch["update_ratio"]) == {
                 "embedding", "block 0", "block 1", "block 2", "block 3", "head"}
             assert all(0 < v <= math.log(65) for v in epoch["attention_entropy"].values())

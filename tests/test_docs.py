@@ -21,7 +21,7 @@ def anchors(path):
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_every_relative_link_resolves(doc):
-    text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)
+    text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.DOTALL)
     for target in re.findall(r"\]\(([^)\s]+)\)", text):
         if re.match(r"[a-z]+:", target):
             continue  # http(s), mailto: not ours to check offline
@@ -38,7 +38,7 @@ def test_the_front_page_and_the_design_stay_short():
 
 
 def test_the_readme_starts_with_the_two_commands():
-    block = re.search(r"```bash\n(.*?)```", (LAB / "README.md").read_text(), re.S)[1]
+    block = re.search(r"```bash\n(.*?)```", (LAB / "README.md").read_text(), re.DOTALL)[1]
     assert block.strip().splitlines() == [
         "uv run python generate_icons.py && uv run python train.py && uv run python eval.py",
         "uv run pytest"]

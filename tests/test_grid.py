@@ -25,8 +25,7 @@ def trainings(data, out):
 
 def without_timings(entry):
     entry = {k: v for k, v in entry.items() if k not in ("training_seconds", "environment")}
-    entry["per_epoch"] = [{k: v for k, v in e.items() if k != "seconds"}
-                          for e in entry["per_epoch"]]
+    entry["per_epoch"] = {k: v for k, v in entry["per_epoch"].items() if k != "seconds"}
     return entry
 
 

@@ -28,7 +28,8 @@ def results(tmp_path, monkeypatch):
     lab = tmp_path / "lab"
     for run in ("tense", "tense_person"):
         shutil.copytree(LAB / "results" / run, lab / "results" / run)
-    for name in ("results/selection.json", "results/same_code.json", "README.md"):
+    for name in ("results/selection.json", "results/same_code.json", "README.md",
+                 "docs/report.md"):
         (lab / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(LAB / name, lab / name)
     monkeypatch.setattr(sweep, "LAB", lab)
@@ -59,18 +60,20 @@ def test_the_summary_leaves_out_what_it_cannot_trust_and_says_so(results, capsys
     assert "not valid JSON" in left[0] and "not valid JSON" in left[1]
     assert "test_accuracy is '0.99', not a number" in left[2]
     assert "trained but not scored (eval missing)" in left[3]
-    readme = (results.parent / "README.md").read_text()
-    assert "| tense | spec | 99.7 (99.0–100.0) | 1 |" in readme  # seed 4 alone
-    assert "| tense_person † |" in readme and "seed 4" in readme.split("† trained by")[1]
+    report = (results.parent / "docs" / "report.md").read_text()
+    assert "| tense | spec | 99.7 (99.0–100.0) | 1 |" in report  # seed 4 alone
+    assert "| tense_person † |" in report and "seed 4" in report.split("† trained by")[1]
+    assert "| tense (5) | spec |" in (results.parent / "README.md").read_text()
     assert (results / "seeds.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_bad_selection_file_stops_the_summary_before_anything_is_drawn(results, cli):
     (results / "selection.json").write_text('{"tense": {"spec": {"seeds": {"0": {}}}}}')
-    before = snapshot(results), (results.parent / "README.md").read_bytes()
+    docs = results.parent / "README.md", results.parent / "docs" / "report.md"
+    before = snapshot(results), [d.read_bytes() for d in docs]
     code, err = cli(sweep.main, "--summary")
     assert code == 2 and "selection.json: not as sweep.py --select writes it" in err
-    assert (snapshot(results), (results.parent / "README.md").read_bytes()) == before
+    assert (snapshot(results), [d.read_bytes() for d in docs]) == before
 
 
 def test_a_resumed_sweep_stops_on_a_corrupt_manifest_before_training(results, cli):
@@ -209,3 +212,25 @@ def test_a_seeds_plots_are_drawn_again_from_its_manifest(tmp_path, cli):
         assert (seed / png).read_bytes()[:4] == b"\x89PNG"
     code, err = cli(sweep.main, "--plots", str(tmp_path))
     assert code == 2 and "no manifest.json there" in err
+
+
+def test_per_epoch_records_are_written_by_columns_and_read_either_way():
+    from minimodel.files import columns, dumps, rows
+
+    history = [{"epoch": e, "train_loss": 1.0 / e, "val_accuracy": None,
+                "grad_norm": {"embedding": 0.5 * e, "head": 2.0}} for e in (1, 2, 3)]
+    packed = columns(history)
+    assert packed["grad_norm"] == {"embedding": [0.5, 1.0, 1.5], "head": [2.0, 2.0, 2.0]}
+    assert rows(packed) == history and rows(history) == history
+    assert json.loads(dumps({"runs": {"x": {"per_epoch": packed}}}))["runs"]["x"][
+        "per_epoch"] == packed
+    assert '"epoch": [1, 2, 3]' in dumps(packed)  # a series on one line
+
+
+def test_every_committed_manifest_holds_one_record_an_epoch():
+    from minimodel.files import rows
+
+    for path in sorted((LAB / "results").rglob("manifest.json")):
+        for entry in json.loads(path.read_text())["runs"].values():
+            epochs = rows(entry["per_epoch"])
+            assert [e["epoch"] for e in epochs] == list(range(1, entry["recipe"]["epochs"] + 1))

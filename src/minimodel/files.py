@@ -166,6 +166,42 @@ def save_figure(fig, path, dpi=100):
 MANIFEST_BYTES = 64 * 1024 * 1024
 
 
+def columns(rows):
+    """A run's per-epoch records, [{key: value or {part: value}}] -> {key: [value per epoch]}
+    (a dict of parts -> {part: [value per epoch]}): the same numbers, each key written once.
+    `rows` undoes it."""
+    out = {}
+    for key in rows[0]:
+        values = [row.get(key) for row in rows]
+        if all(isinstance(v, dict) for v in values):
+            out[key] = {part: [v.get(part) for v in values] for part in values[0]}
+        else:
+            out[key] = values
+    return out
+
+
+def rows(per_epoch):
+    """A manifest's per-epoch records as a list of one dict an epoch, from either form (a list
+    of rows, as manifests had them, or `columns`)."""
+    if isinstance(per_epoch, list):
+        return per_epoch
+    n = len(per_epoch["epoch"])
+    return [{key: ({part: v[i] for part, v in values.items()} if isinstance(values, dict)
+                   else values[i]) for key, values in per_epoch.items()} for i in range(n)]
+
+
+def dumps(value, depth=0):
+    """JSON for people and for git: objects indented, a list of numbers on one line."""
+    pad = "  " * (depth + 1)
+    if isinstance(value, dict) and value:
+        return "{\n" + ",\n".join(f"{pad}{json.dumps(k)}: {dumps(v, depth + 1)}"
+                                   for k, v in value.items()) + "\n" + "  " * depth + "}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        return "[\n" + ",\n".join(pad + dumps(v, depth + 1) for v in value) + "\n" + \
+            "  " * depth + "]"
+    return json.dumps(value)
+
+
 def read_manifest(path):
     """The JSON object in manifest file `path` ({} if there is none): what a run adds its entry
     to. Scripts call it before their long work, so a bad manifest stops them at once."""
@@ -251,7 +287,7 @@ class Outputs:
             raise LabError(f"{printable(path)}: expected JSON objects along "
                            f"{'.'.join(keys[:-1])}; fix or delete it")
         node[keys[-1]] = value
-        self.file(path, lambda f: f.write((json.dumps(manifest, indent=2) + "\n").encode()))
+        self.file(path, lambda f: f.write((dumps(manifest) + "\n").encode()))
 
     def __exit__(self, kind, error, tb):
         try:
