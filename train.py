@@ -71,7 +71,7 @@ MODEL_OPTIONS = (("--patch-size", "patch_size", "patch"), ("--blocks", "n_blocks
                  ("--mlp", "d_ff", "mlp"), ("--dropout", "dropout", "dropout"),
                  ("--position", "position", "position-"), ("--pool", "pool", "pool-"),
                  ("--attention", "attention", "attention-"))
-MAX_TOKENS = 256  # attention's memory grows with the square: 32-pixel icons in patches of 2
+MAX_TOKENS = 257  # attention's memory grows with the square: patches of 2 and [CLS]
 
 
 def cosine_lr(step, total, lr):
