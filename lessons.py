@@ -628,7 +628,7 @@ def summarise():
         "bug": ablations("bug-patchify"),
         "patch": patch_table(extra.get("patch_step_ms", {})),
         "attention": attention_table(inside),
-        "baselines": baseline_table(extra),
+        "baselines": baseline_table(extra) + "\n\n" + ablations("blocks1"),
         "scale": scale_table(extra["scale"]),
         "text": text_table(text) if text else "not run yet",
     }
@@ -664,8 +664,6 @@ def baseline_table(extra):
         (f"| nearest tense colour to the shape's mean colour (no training) | "
         f"{100 * extra['nearest_colour']:.1f} |"),
         f"| one block, tense task | {cell(one['tense'].get('all'))} |",
-        (f"| one block, full_factorised: its tense factor | "
-        f"{cell(one['full_factorised'].get('tense'))} |"),
         f"| four blocks (the final model), tense task | {cell(full['tense'].get('all'))} |"])
 
 

@@ -1,15 +1,18 @@
-"""The README's results: recipes chosen on validation icons over several seeds, then final models
+"""The lab's results: recipes chosen on validation icons over several seeds, then final models
 trained on train + validation, scored once on the test icons and on 1000 fresh icons.
 
     uv run python sweep.py --select        # every candidate recipe × 3 seeds, validation only
     uv run python sweep.py                 # the chosen recipe of every run × 5 seeds
-    uv run python sweep.py --summary       # only rebuild the table, goals and plot from results/
+    uv run python sweep.py --summary       # only rebuild the tables and plots from results/
+    uv run python sweep.py --scaling       # the 300-class runs on 500-8000 icons
+    uv run python sweep.py --plan          # the trainings still to do, as commands
 
-Both steps are resumable: a (run, seed) already done by the same training code (train.py's
-`training_code` fingerprint) and the same recipe is skipped, so an interrupted sweep picks up
-where it stopped. Each (run, seed) trains with train.py and is scored with eval.py, as programs.
-The selection keeps its figures in results/selection.json (the test icons are not scored: train.py
---no-test); the finals go to results/<run>/seed-<seed>/ (manifest.json and plots).
+Every grid is resumable: a (run, seed) already done by the same training code (train.py's
+`training_code` fingerprint, or one results/same_code.json records as giving the same weights)
+and the same recipe is skipped. Each training runs train.py and eval.py as programs, `--jobs` at
+once. The selection keeps its figures in results/selection.json (the test icons are not scored:
+train.py --no-test); the finals go to results/<run>/seed-<seed>/manifest.json; the README's table
+against the spec and docs/report.md's tables are written from them.
 """
 
 try:  # the lab's packages live in the environment uv makes; without it, say so in one line
