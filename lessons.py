@@ -71,7 +71,7 @@ ABLATIONS = {  # one part changed: ViTConfig fields (as train.py options), and w
     "bug-patchify": ({}, "patchify without its transpose (a bug)"),
 }
 PATCH_SIZES = (2, 4, 8, 16)  # 256, 64, 16, 4 patches
-PATCH_RUN, PATCH_EPOCHS = "full_factorised", 30  # a tenth of its 300: patch 2 is 7× a step
+PATCH_RUN, PATCH_EPOCHS = "full_factorised", 30  # a tenth of its 300: patch 2 is 6-8× a step
 ATTENTION_RUNS = ("tense", "tense_person", "full_factorised")
 
 
