@@ -10,6 +10,11 @@ confusion matrix. The edition is this lab with each marked part replaced by
 STUDENT.md, and as tests the grader (tests/grader/, `pytest -m block_c` grades Block C) and the
 given Phase 17 block's own tests. None of the solution's results, sweeps, lessons, PyTorch
 comparison, engineering docs or committed icons go into it.
+
+It writes into a new or empty folder, or into one holding an edition it made (its record,
+.student_edition.json, lists the files it wrote with their hashes): there it updates only its own
+files, unchanged since; it never touches anything else, and stops at a student's changed Block
+unless told --replace. The lab itself, a folder inside it or around it is refused.
 """
 
 try:  # the lab's packages live in the environment uv makes; without it, say so in one line
@@ -19,12 +24,14 @@ except ModuleNotFoundError as missing:
                      f"through uv: `uv run python student_edition.py`") from None
 
 import argparse
+import hashlib
+import json
+import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-from minimodel.files import LabError, from_here, printable, run_cli
+from minimodel.files import LabError, atomic_write, from_here, printable, run_cli
 
 LAB = Path(__file__).resolve().parent
 BLOCKS = "BCDE"
@@ -140,28 +147,107 @@ acceptance is ≥ 80% of the test icons within 5 minutes; then try the stretch g
 """
 
 
-def make(out, solved=""):
-    """Write the student edition into the folder `out` (new, or holding an earlier edition)."""
-    out = Path(out).resolve()
-    if out == LAB or LAB in out.parents:
-        raise LabError(f"{printable(out)}: inside the lab; choose a folder outside it")
-    if out.exists() and any(out.iterdir()):
-        if not (out / "STUDENT.md").is_file():  # only an earlier edition is replaced
-            raise LabError(f"{printable(out)}: holds files that are not a student edition; "
-                           f"choose a new or empty folder")
-        shutil.rmtree(out)
+RECORD = ".student_edition.json"  # what an edition's folder holds of ours: {path: sha256}
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def edition(solved=""):
+    """{path: bytes} of the edition: the lab's files with stubs, BLUEPRINT.md, STUDENT.md."""
+    out = {}
     for path in files():
+        source = (LAB / path).read_bytes()
+        out[path] = stub(source.decode(), solved, path).encode() if path.endswith(".py") \
+            else source
+    out["BLUEPRINT.md"] = BLUEPRINT.encode()
+    out["STUDENT.md"] = STUDENT.format(**TIMES).encode()
+    out["README.md"] = (b"# Lab 00: a tiny ViT on grammar icons (student edition)\n\n"
+                        b"Start with [STUDENT.md](STUDENT.md).\n")
+    return out
+
+
+def check_place(out):
+    """Refuse a folder the edition must never write into: the lab, inside it, or around it."""
+    if out == LAB or LAB in out.parents:
+        raise LabError(f"{printable(out)}: the lab itself or a folder inside it; choose a folder "
+                       f"outside the lab")
+    if out in LAB.parents:
+        raise LabError(f"{printable(out)}: holds the lab ({printable(LAB)}); choose a new folder "
+                       f"beside it, e.g. {printable(LAB.parent / 'lab-00-student')}")
+    if out.exists() and not out.is_dir():
+        raise LabError(f"{printable(out)}: not a folder; choose a new or empty folder")
+
+
+def earlier(out):
+    """{path: sha256} that an earlier edition in `out` wrote ({} for a new or empty folder).
+    Refuses a folder holding anything else, or a git repository of its own below it."""
+    if not out.exists() or not any(out.iterdir()):
+        return {}
+    record = out / RECORD
+    try:
+        written = json.loads(record.read_bytes())["files"]
+        assert isinstance(written, dict) and all(isinstance(h, str) for h in written.values())
+    except FileNotFoundError:
+        found = sorted(p.name for p in out.iterdir())
+        raise LabError(f"{printable(out)}: holds files this command did not write "
+                       f"({printable(', '.join(found[:3]))}{', ...' * (len(found) > 3)}); "
+                       f"choose a new or empty folder") from None
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        raise LabError(f"{printable(record)}: not the record of an edition this command made; "
+                       f"choose a new or empty folder") from None
+    for folder, subfolders, names in os.walk(out):
+        here = Path(folder)
+        if here == out:
+            subfolders[:] = [d for d in subfolders if d != ".git"]  # the edition's own repository
+        elif ".git" in subfolders or ".git" in names:
+            raise LabError(f"{printable(here)}: a git repository inside the edition; move it out "
+                           f"first, nothing was written")
+    return written
+
+
+def make(out, solved="", replace=False, log=print):
+    """Write the student edition into the folder `out`: a new or empty one, or one holding an
+    edition this command made. Only files it wrote, unchanged since, are replaced or removed;
+    any other file in the way (a student's Block, a note) stops it, unless `replace`, and then
+    they are named before they are replaced. -> the folder."""
+    out = Path(out).resolve()
+    check_place(out)
+    new, old = edition(solved), earlier(out)
+    replaced, removed = [], []
+    for path in sorted(set(new) | set(old)):
+        target = out / path
+        if not (target.exists() or target.is_symlink()):
+            continue
+        if not target.resolve().is_relative_to(out) or not target.is_file():
+            raise LabError(f"{printable(target)}: a folder or a link where the edition writes a "
+                           f"file; move it out of the way first")
+        mine = sha256(target.read_bytes())
+        if path in new and mine == sha256(new[path]):
+            continue  # already as the edition has it
+        if old.get(path) != mine:  # not written by us, or changed since: a student's work
+            replaced.append(path)
+        elif path not in new:
+            removed.append(path)
+    if replaced and not replace:
+        raise LabError(f"{printable(out)}: {len(replaced)} file(s) changed since the edition "
+                       f"wrote them, or not written by it: {printable(', '.join(replaced[:4]))}"
+                       f"{', ...' * (len(replaced) > 4)}; copy them elsewhere, or add --replace "
+                       f"to replace them")
+    if replaced:
+        log(f"replacing {len(replaced)} file(s) changed since the edition wrote them, or not "
+            f"written by it: {', '.join(replaced)}")
+        removed += [p for p in replaced if p not in new]
+    for path, data in new.items():
         target = out / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        source = LAB / path
-        if path.endswith(".py"):
-            target.write_text(stub(source.read_text(), solved, path))
-        else:
-            shutil.copyfile(source, target)
-    (out / "BLUEPRINT.md").write_text(BLUEPRINT)
-    (out / "STUDENT.md").write_text(STUDENT.format(**TIMES))
-    (out / "README.md").write_text("# Lab 00: a tiny ViT on grammar icons (student edition)\n\n"
-                                   "Start with [STUDENT.md](STUDENT.md).\n")
+        atomic_write(target, lambda f, data=data: f.write(data))
+    for path in removed:  # ours, no longer in the edition
+        (out / path).unlink()
+    record = {"made_by": "student_edition.py", "solved": solved,
+              "files": {path: sha256(data) for path, data in sorted(new.items())}}
+    atomic_write(out / RECORD, lambda f: f.write((json.dumps(record, indent=1) + "\n").encode()))
     return out
 
 
@@ -175,14 +261,18 @@ TIMES = {"b": "6 s", "c": "2.5 s", "d": "1.6 s", "e": "1.5 s",
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Make the student edition of this lab: the "
                                  "solution's marked parts replaced by stubs, with a grader.")
-    ap.add_argument("--out", required=True, help="a folder outside the lab (made, or replaced "
-                    "if it holds an earlier edition)")
+    ap.add_argument("--out", required=True, help="a new or empty folder outside the lab, or "
+                    "one holding an edition this command made (its files are updated; nothing "
+                    "else there is touched)")
     ap.add_argument("--solved", default="", metavar="BLOCKS", help="Blocks to hand out solved, "
                     "e.g. BE (default: none)")
+    ap.add_argument("--replace", action="store_true", help="replace files in the way that the "
+                    "edition did not write or that changed since (a student's Blocks): listed "
+                    "first")
     args = ap.parse_args(argv)
     if set(args.solved) - set(BLOCKS):
         ap.error(f"--solved takes Blocks among {BLOCKS}, got {args.solved!r}")
-    out = make(args.out, args.solved.upper())
+    out = make(args.out, args.solved.upper(), args.replace)
     print(f"wrote the student edition to {from_here(out)}/: its STUDENT.md says what to do")
 
 
