@@ -71,25 +71,34 @@ def factor_views(task, y_true, y_pred):
             for f, t, p in zip(TASKS[task.name], true, pred)]
 
 
+def draw_confusion(ax, cm, names, title):
+    """Draw the confusion matrix cm (rows true, columns predicted) on the matplotlib Axes ax:
+    a cell a pair of classes, coloured by the share of its row, its count written in it, the
+    class names along both axes."""
+    # BEGIN BLOCK E: imshow of the row shares, the counts as text, names as tick labels
+    rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)  # row-normalised colour
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    n = len(names)
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=9,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xticks(range(n), names, rotation=45 if n > 3 else 0, ha="right" if n > 3
+                  else "center", fontsize=8)
+    ax.set_yticks(range(n), names, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    # END BLOCK E
+
+
 def confusion_figure(views, title):
+    """confusion_matrix.png: one panel per view, (name, cm, class names), side by side."""
     plt = pyplot()
     widths = [max(4.5, 0.42 * len(names) + 2.2) for _, _, names in views]
     fig, axes = plt.subplots(1, len(views), figsize=(sum(widths), max(widths) * 0.9),
                              width_ratios=widths, squeeze=False)
     for ax, (name, cm, names) in zip(axes[0], views):
-        rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)  # row-normalised colour
-        ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-        n = len(names)
-        for i in range(n):
-            for j in range(n):
-                if cm[i, j]:
-                    ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=9,
-                            color="white" if rates[i, j] > 0.5 else "black")
-        ax.set_xticks(range(n), names, rotation=45 if n > 3 else 0, ha="right" if n > 3
-                      else "center", fontsize=8)
-        ax.set_yticks(range(n), names, fontsize=8)
-        ax.set(xlabel="predicted", ylabel="true",
-               title=f"{name}: {cm.trace() / cm.sum():.1%} of {cm.sum()}")
+        draw_confusion(ax, cm, names, f"{name}: {cm.trace() / cm.sum():.1%} of {cm.sum()}")
     fig.suptitle(title)
     return fig
 
@@ -245,12 +254,14 @@ def run_of(checkpoint, meta, task):
     return name
 
 
-def score(model, task, dataset, idx):
-    """-> (true class ids, predicted class ids) of the icons idx of the dataset."""
-    y_true = task.classes(task.targets(dataset))[idx]
-    with DataParallel(model) as parallel:  # evaluation on both cores
-        y_pred = task.decode(parallel.forward(to_inputs(dataset.images[idx])))
-    return y_true, y_pred
+def score(model, images, y_true, n_classes, predict=lambda logits: logits.argmax(axis=1)):
+    """The model's answers on `images`, uint8 icons (N, 32, 32, 3), against their true class
+    ids y_true (N,); predict(logits) -> class ids. -> (predicted class ids (N,), accuracy,
+    confusion matrix (n_classes, n_classes))."""
+    # BEGIN BLOCK E: the model's logits on the icons (scaled as in training), accuracy, confusion
+    y_pred = predict(model.forward(to_inputs(images)))
+    return y_pred, float((y_true == y_pred).mean()), confusion(y_true, y_pred, n_classes)
+    # END BLOCK E
 
 
 def evaluate(checkpoint, data, task=None, all_icons=False, out=None, log=print):
@@ -267,10 +278,9 @@ def evaluate(checkpoint, data, task=None, all_icons=False, out=None, log=print):
                        f"to score every icon of this one")
     split = meta.get("split", "stratified")
     idx = np.arange(len(dataset.labels)) if all_icons else dataset.split(split)["test"]
-    y_true, y_pred = score(model, task, dataset, idx)
-    names = task.class_names
-    cm = confusion(y_true, y_pred, len(names))
-    acc = float((y_true == y_pred).mean())
+    y_true, names = task.classes(task.targets(dataset))[idx], task.class_names
+    with DataParallel(model) as parallel:  # the icons in chunks, on both cores
+        y_pred, acc, cm = score(parallel, dataset.images[idx], y_true, len(names), task.decode)
     views = factor_views(task, y_true, y_pred)
     name = run_of(checkpoint, meta, task)
     what = f"all {len(idx)} icons of {data}" if all_icons else f"the {len(idx)} test icons"

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from minimodel.data import PARTS, SIZE, fingerprint
+from minimodel.data import MAX_JSON_BYTES, PARTS, SIZE, fingerprint
 from minimodel.files import (
     LabError,
     Outputs,
@@ -32,6 +32,7 @@ from minimodel.files import (
     check_writable,
     figure_writer,
     pyplot,
+    read_file,
     read_manifest,
     run_cli,
 )
@@ -199,11 +200,14 @@ def is_icon(name):
 
 
 def icon_list(n):
-    """(verb_id, tense_id, person_id, idx) of every icon, ordered by class_id, then idx."""
+    """(verb_id, tense_id, person_id, idx) of every icon, ordered by class_id, then idx: for
+    each combination, samples_per_combo(n)[its class_id] icons."""
+    # BEGIN BLOCK B: loop over verbs, tenses, persons and each combination's icon indices
     counts = samples_per_combo(n)
     return [(v, t, p, idx)
             for v in range(len(VERBS)) for t in range(len(TENSES)) for p in range(len(PERSONS))
             for idx in range(counts[class_id(v, t, p)])]
+    # END BLOCK B
 
 
 def label(v, t, p, idx):
@@ -216,11 +220,24 @@ def label(v, t, p, idx):
 
 def render_dataset(n=1000, seed=0):
     """-> images (n, 32, 32, 3) uint8 and the labels.json list, in the same order."""
+    # BEGIN BLOCK B: render_icon (with seed) and label for each icon of icon_list
     items = icon_list(n)
     labels = [label(*item) for item in items]
     images = np.stack([render_icon(VERBS[v], TENSES[t], PERSONS[p], idx, seed=seed)
                        for v, t, p, idx in items])
     return images, labels
+    # END BLOCK B
+
+
+def write_dataset(folder, images, labels):
+    """Save each image as a PNG under its label's filename in folder/icons/, and the labels as
+    folder/labels.json (a JSON list, in order)."""
+    # BEGIN BLOCK B: icons/ with one PNG an icon (Pillow), then labels.json
+    (Path(folder) / "icons").mkdir(parents=True, exist_ok=True)
+    for img, lab in zip(images, labels):
+        Image.fromarray(img).save(Path(folder) / "icons" / lab["filename"])
+    (Path(folder) / "labels.json").write_text(json.dumps(labels, indent=2) + "\n")
+    # END BLOCK B
 
 
 def generate(out, n=1000, seed=0, manifest=None):
@@ -243,19 +260,22 @@ def generate(out, n=1000, seed=0, manifest=None):
         if manifest is not None:  # first: a manifest we cannot add to stops the run here
             outputs.manifest(manifest, {"n_icons": n, "seed": seed, "fingerprint": fp},
                              "dataset")
-        stage = outputs.stage(out / "icons")
+        stage = outputs.stage(out / "icons")  # a new folder beside icons/, for write_dataset
         stage.mkdir()
-        for img, lab in zip(images, labels):
-            Image.fromarray(img).save(stage / lab["filename"])
-        outputs.folder_swap(stage, out / "icons", is_icon)
-        for name, content in (("labels.json", labels), ("splits.json", splits)):
-            text = (json.dumps(content, indent=2) + "\n").encode()
-            outputs.file(out / name, lambda f, text=text: f.write(text))
+        write_dataset(stage, images, labels)
+        outputs.folder_swap(stage / "icons", out / "icons", is_icon)
+        written = read_file(stage / "labels.json", MAX_JSON_BYTES)
+        outputs.file(out / "labels.json", lambda f: f.write(written))
+        text = (json.dumps(splits, indent=2) + "\n").encode()
+        outputs.file(out / "splits.json", lambda f: f.write(text))
         outputs.file(out / "icons_sample.png", sample)
     return fp
 
 
 def sample_grid(images, labels, seed, n=20):
+    """A figure of n icons drawn at random (with `seed`), each titled with its verb (and
+    pattern), tense and person: what to look at before training on them."""
+    # BEGIN BLOCK B: n random icons in a grid, each titled with its labels
     plt = pyplot()
     pick = np.random.default_rng(seed).choice(len(labels), n, replace=False)
     fig, axes = plt.subplots(4, 5, figsize=(10, 9.2))
@@ -267,12 +287,14 @@ def sample_grid(images, labels, seed, n=20):
         ax.axis("off")
     fig.suptitle("20 random grammar icons: colour = tense, shape = person, pattern = verb")
     return fig
+    # END BLOCK B
 
 
 def one_per_combination(labels, pool, n, rng):
     """n icons from `pool` (indices into labels): the same number from each tense, at most one
     from a combination, the combinations with the most icons in the pool first (a seeded choice
     among equals)."""
+    # BEGIN BLOCK D: a quota per tense, at most one icon per combination, fullest first
     by_combo = {}
     for i in pool:
         by_combo.setdefault(labels[i]["class_id"], []).append(i)
@@ -286,6 +308,7 @@ def one_per_combination(labels, pool, n, rng):
             members = by_combo[combos[j]]
             taken.append(members[rng.integers(len(members))])
     return taken
+    # END BLOCK D
 
 
 def stratified_split(labels, seed=0, test_fraction=0.2, val_fraction=0.1):
@@ -296,6 +319,7 @@ def stratified_split(labels, seed=0, test_fraction=0.2, val_fraction=0.1):
     For the default 1000 icons: 700/100/200, 40 test and 20 validation icons per tense, and every
     combination keeps at least 2 training icons; 100 combinations have no test icon.
     """
+    # BEGIN BLOCK D: test icons drawn first, then validation from the rest, stratified by tense
     rng = np.random.default_rng(seed)
     test = one_per_combination(labels, range(len(labels)), round(len(labels) * test_fraction),
                                rng)
@@ -303,6 +327,7 @@ def stratified_split(labels, seed=0, test_fraction=0.2, val_fraction=0.1):
     val = one_per_combination(labels, rest, round(len(labels) * val_fraction), rng)
     train = sorted(set(rest) - set(val))
     return {"train": train, "val": sorted(val), "test": sorted(test)}
+    # END BLOCK D
 
 
 def combo_split(labels, seed=0):

@@ -26,7 +26,6 @@ except ModuleNotFoundError as missing:
                      f"through uv: `uv run python train.py`") from None
 
 import argparse
-import functools
 import math
 import platform
 import subprocess
@@ -92,73 +91,127 @@ def shift(x, max_shift, rng):
     return np.stack([padded[i, dy[i]:dy[i] + H, dx[i]:dx[i] + W] for i in range(B)])
 
 
-# --- the training loop --------------------------------------------------------------------------
+# --- the training loop ---------------------------------------------------------------------------
 
 
-def check_finite(model, loss, where, lr):
+def train(model, x_train, y_train, x_val, y_val, epochs, batch_size, lr, seed, max_shift=0,
+          log=print, loss_fn=cross_entropy, predict=lambda logits: logits.argmax(axis=1)):
+    """Minibatch SGD with momentum (MOMENTUM), the LR on a cosine schedule per step. x are
+    images (N, H, W, 3) in [-1, 1], y class ids (N,); x_val is None when there are no held-out
+    icons. loss_fn(logits, y) -> (mean loss, dlogits); predict(logits) -> class ids. Shuffles
+    with `seed`; moves each training icon by up to max_shift pixels (`shift`). Logs a line an
+    epoch. -> history: a dict an epoch, {"epoch", "train_loss", "val_accuracy", ...}."""
+    # BEGIN BLOCK D: the loop: shuffle, batches, forward, loss, backward, SGD step, a log line
+    opt = SGD(model, MOMENTUM)
+    rng = np.random.default_rng([seed, 1])  # shuffling and shifts; the model's rng draws dropout
+    steps_per_epoch = math.ceil(len(x_train) / batch_size)
+    total, step, t0 = epochs * steps_per_epoch, 0, time.perf_counter()
+    history = []
+    for epoch in range(1, epochs + 1):
+        perm = rng.permutation(len(x_train))
+        losses, correct = [], 0
+        for i in range(0, len(perm), batch_size):
+            idx = perm[i:i + batch_size]
+            xb = shift(x_train[idx], max_shift, rng)
+            model.zero_grad()
+            logits = model.forward(xb, train=True)
+            loss, dlogits = loss_fn(logits, y_train[idx])
+            model.backward(dlogits)
+            opt.step(cosine_lr(step, total, lr))
+            step += 1
+            losses.append(loss)
+            correct += int((predict(logits) == y_train[idx]).sum())
+        val_acc = None
+        if x_val is not None:
+            val_acc = float((predict(model.forward(x_val)) == y_val).mean())
+        elapsed = time.perf_counter() - t0
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
+                        "step_losses": losses, "train_accuracy": correct / len(x_train),
+                        "val_accuracy": val_acc, "seconds": elapsed})
+        shown = "   —  " if val_acc is None else f"{val_acc:6.1%}"
+        log(f"epoch {epoch:2d}/{epochs}  loss {history[-1]['train_loss']:.4f}  "
+            f"train acc {correct / len(x_train):6.1%}  val acc {shown}  "
+            f"{elapsed:5.1f}s elapsed, ~{elapsed / epoch * (epochs - epoch):4.1f}s left")
+    return history
+    # END BLOCK D
+
+
+def check_finite(model, where, lr):
     """Stop a diverged run before its NaNs reach the weights (nothing has been written yet)."""
-    bad = [] if math.isfinite(loss) else [f"the loss is {loss}"]
-    if not bad and not math.isfinite(float(np.vdot(model.flat_grads, model.flat_grads))):
+    if not math.isfinite(float(np.vdot(model.flat_grads, model.flat_grads))):
         bad = [f"the gradient of {name} is not finite" for name, _, g in model.named_parameters()
-               if not np.isfinite(g).all()][:3]
-    if bad:
+               if not np.isfinite(g).all()][:3] or ["the gradient is not finite"]
         raise LabError(f"{where}: {'; '.join(bad)}. Training diverged; try a lower --lr "
                        f"(was {lr})")
 
 
-def train(model, task, x_train, y_train, x_val, y_val, epochs, batch_size, lr, seed,
-          max_shift=0, log=print):
-    """Minibatch training with SGD and a cosine schedule per step. y are task.targets;
-    x_val is None when there are no validation icons. Returns the history, one dict an epoch,
-    with its diagnostics: gradient norms averaged over the epoch's steps, how far each part
-    moved in the epoch, attention entropy and logits of the last evaluation."""
-    opt = SGD(model, MOMENTUM)
-    loss_fn = functools.partial(cross_entropy, groups=task.groups)
-    rng = np.random.default_rng([seed, 1])  # shuffling and shifts; the model's rng draws dropout
-    steps_per_epoch = math.ceil(len(x_train) / batch_size)
-    total, step, t0 = epochs * steps_per_epoch, 0, time.perf_counter()
-    c_train = task.classes(y_train)
-    parts = diagnostics.parts(model)
-    history = []
-    # each batch as two half-batches on two cores; warnings: NumPy's overflow warnings would only
-    # announce what check_finite reports in one line
-    with DataParallel(model, loss_fn, seed) as parallel, warnings.catch_warnings():
+class Watched:
+    """The model as `train` drives it, on both cores and watched: forward and backward run
+    each batch as two half-batches at once (DataParallel), a gradient that is not finite stops
+    the run in one line, and each epoch's diagnostics are recorded (gradient norms, how far
+    each part moved, attention entropy, the validation logits) without a line in the loop.
+    Epochs are counted in steps: `steps_per_epoch` training batches each."""
+
+    def __init__(self, model, parallel, steps_per_epoch, lr):
+        self.model, self.parallel, self.lr = model, parallel, lr
+        self.flat_params, self.flat_grads = model.flat_params, model.flat_grads  # SGD's
+        self.steps_per_epoch, self.step = steps_per_epoch, 0
+        self.parts = diagnostics.parts(model)
+        self.epochs, self.norms, self.val_logits = [], [], None
+
+    def zero_grad(self):
+        self.model.zero_grad()
+
+    def forward(self, x, train=False):
+        if not train:  # evaluation: the validation icons, in chunks on both cores
+            self.val_logits = self.parallel.forward(x)
+            return self.val_logits
+        if self.step % self.steps_per_epoch == 0:  # a new epoch's first batch
+            self.end_epoch()
+            self.start = self.flat_params.copy()
+        return self.parallel.train_forward(x)
+
+    def backward(self, dlogits):
+        self.parallel.backward(dlogits)
+        epoch = self.step // self.steps_per_epoch + 1
+        check_finite(self.model, f"epoch {epoch}, step {self.step + 1}", self.lr)
+        self.norms.append(diagnostics.gradient_norms(self.model, self.parts))
+        self.step += 1
+
+    def end_epoch(self):
+        """Record the epoch whose steps were taken since the last call (none before the first)."""
+        if not self.norms:
+            return
+        self.epochs.append({
+            "grad_norm": {n: float(np.mean([g[n] for g in self.norms])) for n in self.norms[0]},
+            "update_ratio": diagnostics.update_ratios(self.model, self.start, self.parts),
+            # of the last forward pass: the last validation chunk (or training shard)
+            "attention_entropy": diagnostics.block_entropies(self.model),
+            "val_logit_mean": None if self.val_logits is None else
+            diagnostics.logit_means(self.val_logits)})
+        self.norms, self.val_logits = [], None
+
+
+def train_watched(model, task, x_train, y_train, x_val, y_val, epochs, batch_size, lr, seed,
+                  max_shift=0, log=print):
+    """`train`, on both cores and watched: y are task.targets. -> its history, each epoch with
+    its diagnostics."""
+    c_train, c_val = task.classes(y_train), task.classes(y_val)
+    groups = task.groups
+
+    def loss_fn(logits, classes):  # the task's loss, from class ids
+        if groups is None:
+            return cross_entropy(logits, classes)
+        return cross_entropy(logits, np.stack(np.unravel_index(classes, groups), axis=1), groups)
+
+    # warnings: NumPy's overflow warnings would only announce what check_finite reports
+    with DataParallel(model, seed=seed) as parallel, warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        for epoch in range(1, epochs + 1):
-            perm = rng.permutation(len(x_train))
-            losses, correct, norms = [], 0, []
-            start = model.flat_params.copy()
-            for i in range(0, len(perm), batch_size):
-                idx = perm[i:i + batch_size]
-                xb = shift(x_train[idx], max_shift, rng)
-                loss, logits = parallel.train_step(xb, y_train[idx])  # fills the gradients
-                check_finite(model, loss, f"epoch {epoch}, step {step + 1}", lr)
-                norms.append(diagnostics.gradient_norms(model, parts))
-                opt.step(cosine_lr(step, total, lr))
-                losses.append(loss)
-                correct += int((task.decode(logits) == c_train[idx]).sum())
-                step += 1
-            val_acc = val_logits = None
-            if x_val is not None:
-                val_logits = parallel.forward(x_val)
-                val_acc = float((task.decode(val_logits) == task.classes(y_val)).mean())
-            elapsed = time.perf_counter() - t0
-            history.append({
-                "epoch": epoch, "train_loss": float(np.mean(losses)), "step_losses": losses,
-                "train_accuracy": correct / len(x_train), "val_accuracy": val_acc,
-                "seconds": elapsed,
-                "grad_norm": {name: float(np.mean([n[name] for n in norms])) for name in norms[0]},
-                "update_ratio": diagnostics.update_ratios(model, start, parts),
-                # of the last forward pass: the last validation chunk (or training shard)
-                "attention_entropy": diagnostics.block_entropies(model),
-                "val_logit_mean": None if val_logits is None else
-                diagnostics.logit_means(val_logits),
-            })
-            shown = "   —  " if val_acc is None else f"{val_acc:6.1%}"
-            log(f"epoch {epoch:2d}/{epochs}  loss {history[-1]['train_loss']:.4f}  "
-                f"train acc {correct / len(x_train):6.1%}  val acc {shown}  "
-                f"{elapsed:5.1f}s elapsed, ~{elapsed / epoch * (epochs - epoch):4.1f}s left")
-    return history
+        watched = Watched(model, parallel, math.ceil(len(x_train) / batch_size), lr)
+        history = train(watched, x_train, c_train, x_val, c_val, epochs, batch_size, lr, seed,
+                        max_shift, log, loss_fn, task.decode)
+        watched.end_epoch()
+    return [{**h, **d} for h, d in zip(history, watched.epochs)]
 
 
 # --- plots and manifest ------------------------------------------------------------------------
@@ -166,10 +219,18 @@ def train(model, task, x_train, y_train, x_val, y_val, epochs, batch_size, lr, s
 
 def figures(history, title, n_classes, test_accuracy, n_tokens):
     """{filename: figure} of a run: loss.png, accuracy.png and diagnostics.png."""
+    return {**plots(history, title, n_classes, test_accuracy),
+            "diagnostics.png": diagnostics.figure(history, title, n_tokens)}
+
+
+def plots(history, title, n_classes, test_accuracy):
+    """The training's two plots, {"loss.png": figure, "accuracy.png": figure}: the training loss
+    and the accuracies over the epochs (`history` as `train` returns it; test_accuracy None when
+    the test icons were not scored)."""
+    # BEGIN BLOCK D: the loss and accuracy curves, epoch by epoch, with chance marked
     from matplotlib.ticker import MaxNLocator
 
     plt = pyplot()
-
     epochs = [h["epoch"] for h in history]
     steps = [s for h in history for s in h.get("step_losses", [])]  # (a manifest has none)
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -201,8 +262,8 @@ def figures(history, title, n_classes, test_accuracy, n_tokens):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
-    return {"loss.png": loss_fig, "accuracy.png": fig,
-            "diagnostics.png": diagnostics.figure(history, title, n_tokens)}
+    return {"loss.png": loss_fig, "accuracy.png": fig}
+    # END BLOCK D
 
 
 def redraw(folder):
@@ -216,15 +277,15 @@ def redraw(folder):
     (name, entry), = runs.items()
     try:
         cfg = ViTConfig(**entry["config"])
-        plots = figures(rows(entry["per_epoch"]), f"TinyViT, {name}", entry["n_classes"],
+        drawn = figures(rows(entry["per_epoch"]), f"TinyViT, {name}", entry["n_classes"],
                         entry["test_accuracy"], cfg.n_tokens)
     except (KeyError, TypeError, ValueError, IndexError):
         raise LabError(f"{printable(folder / 'manifest.json')}: its entry is not as train.py "
                        f"writes it; nothing drawn") from None
     with Outputs(folder) as outputs:
-        for filename, fig in plots.items():
+        for filename, fig in drawn.items():
             outputs.file(folder / filename, figure_writer(fig))
-    return [folder / f for f in plots]
+    return [folder / f for f in drawn]
 
 
 def environment():
@@ -397,8 +458,8 @@ def run(args, log=print):
         f"icons ({args.split} split), {model.n_params():,} parameters")
     t0 = time.perf_counter()
     x_val = x["val"] if len(idx["val"]) else None
-    history = train(model, task, x["train"], y[idx["train"]], x_val, y[idx["val"]],
-                    args.epochs, args.batch_size, args.lr, args.seed, args.shift, log)
+    history = train_watched(model, task, x["train"], y[idx["train"]], x_val, y[idx["val"]],
+                            args.epochs, args.batch_size, args.lr, args.seed, args.shift, log)
     seconds = time.perf_counter() - t0
     test_acc = None
     if not args.no_test:
@@ -419,7 +480,7 @@ def run(args, log=print):
         "parameters": model.n_params(),
         "test_accuracy": test_acc,
         "val_accuracy": final["val_accuracy"],
-        "train_accuracy": final["train_accuracy"],
+        "train_accuracy": final.get("train_accuracy"),
         "train_loss": final["train_loss"],
         "training_seconds": round(seconds, 2),
         "per_epoch": columns([rounded({k: v for k, v in h.items() if k != "step_losses"})
@@ -429,12 +490,12 @@ def run(args, log=print):
     out = Path(args.out)
     meta = {"task": args.task, "head": args.head, "split": args.split, "run": name,
             "seed": args.seed, "dataset_fingerprint": dataset.fingerprint}
-    plots = figures(history, f"TinyViT, {name}", len(task.class_names), test_acc,
+    drawn = figures(history, f"TinyViT, {name}", len(task.class_names), test_acc,
                     cfg.n_tokens)
     with Outputs(out) as outputs:  # checkpoint, plots and manifest change together, or not
         outputs.manifest(out / "manifest.json", record, "runs", name)
         outputs.file(out / "checkpoint.npz", lambda f: model.write(f, meta))
-        for filename, fig in plots.items():
+        for filename, fig in drawn.items():
             outputs.file(out / filename, figure_writer(fig))
     val = final["val_accuracy"]
     log(f"validation accuracy {'—' if val is None else f'{val:.1%}'}, test accuracy "

@@ -320,8 +320,8 @@ def test_a_non_finite_gradient_is_named():
     model = TinyViT(tiny_config())
     model.blocks[1].grads["W_1"][0, 0] = np.nan
     with pytest.raises(LabError, match="epoch 3, step 7: the gradient of blocks.1.W_1 is not"):
-        train.check_finite(model, 0.5, "epoch 3, step 7", 1e-3)
-    train.check_finite(TinyViT(tiny_config()), 0.5, "here", 1e-3)  # finite: no complaint
+        train.check_finite(model, "epoch 3, step 7", 1e-3)
+    train.check_finite(TinyViT(tiny_config()), "here", 1e-3)  # finite: no complaint
 
 
 # train.py as Ctrl-C finds it in a terminal. A job started in the background inherits SIGINT

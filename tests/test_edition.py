@@ -48,9 +48,12 @@ def test_the_edition_fails_every_block_with_not_implemented_and_nothing_else(tmp
         text = (out / name).read_text()
         assert "BLOCK" not in text.replace("NotImplementedError(\"Block", "").replace(
             "NotImplementedError('Block", ""), name
+        given = (LAB / name).read_text()
         for part in parts:
+            given = given.replace(part, "")
+        for part in parts:  # (a line the given code also has, `rng = ...(seed)`, gives nothing)
             for line in part.splitlines():
-                if len(line.strip()) > 25:
+                if len(line.strip()) > 25 and line not in given:
                     assert line not in text, (name, line)
     report = tmp_path / "report.xml"
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -59,8 +62,12 @@ def test_the_edition_fails_every_block_with_not_implemented_and_nothing_else(tmp
     cases = ET.parse(report).getroot().iter("testcase")
     seen = {}
     for case in cases:
-        failure = case.find("failure")
-        block = re.search(r"test_block_(\w)", case.get("classname"))
+        failure = next(iter(case.findall("failure") + case.findall("error")), None)
+        block = re.search(r"test_block_(\w)|test_(acceptance)", case.get("classname"))
+        if block and block[2]:  # the spec's acceptance needs every Block
+            assert failure is not None and "not written yet" in \
+                failure.get("message", ""), case.get("name")
+            continue
         if block is None:  # the given Phase 17 block's tests
             assert failure is None, case.get("name")
             continue

@@ -102,9 +102,10 @@ def figure(history, title, n_tokens):
              va="bottom", fontsize=8, color="gray")
     ent.set_ylim(0, math.log(n_tokens) * 1.08)
     acc = axes[1, 1]
-    train = np.array([100 * h["train_accuracy"] for h in history])
+    # (a loop may not record the training accuracy; none is validated on train+val)
+    train = np.array([100 * h.get("train_accuracy", np.nan) for h in history])
     acc.plot(epochs, train, "o-", ms=2.5, label="train (running, dropout on)")
-    if history[0]["val_accuracy"] is not None:  # (none when validation icons are trained on)
+    if history[0]["val_accuracy"] is not None:
         val = np.array([100 * h["val_accuracy"] for h in history])
         acc.plot(epochs, val, "s-", ms=2.5, label="validation")
         gap = train - val > 0.5  # shaded, and named in the legend, only where there is a gap

@@ -84,24 +84,39 @@ class DataParallel:
         Fewer shards than replicas when x is smaller than the shard count (none is empty)."""
         if self.pool is None:
             raise RuntimeError("use DataParallel as a context: `with DataParallel(...) as dp:`")
-        shards = [i for i in np.array_split(np.arange(len(x)), len(self.replicas)) if len(i)]
-        return list(self.pool.map(work, self.replicas, shards))
+        return list(self.pool.map(work, self.replicas, self._shards(len(x))))
+
+    def _shards(self, n):
+        return [i for i in np.array_split(np.arange(n), len(self.replicas)) if len(i)]
+
+    def train_forward(self, x):
+        """Training-mode logits (B, K) of a batch: each shard through its replica, which keeps
+        its activations for `backward`."""
+        return np.concatenate(self._map(lambda replica, idx: replica.forward(x[idx], train=True),
+                                        x))
+
+    def backward(self, dlogits):
+        """Add the batch's gradients into the model's, as model.backward(dlogits) would: each
+        replica backward on its shard's rows, the other replicas' gradients added to the
+        model's (whose own are added to what it holds: zero_grad first, as without shards)."""
+
+        def work(replica, idx):
+            if replica is not self.model:
+                replica.zero_grad()
+            replica.backward(dlogits[idx])
+
+        used = len(self._map(work, dlogits))
+        for replica in self.replicas[1:used]:
+            self.model.flat_grads += replica.flat_grads
 
     def train_step(self, x, y):
         """Fill the model's gradients with those of the mean loss over the batch
         -> (loss, logits)."""
-
-        def work(replica, idx):
-            logits = replica.forward(x[idx], train=True)
-            loss, dlogits = self.loss(logits, y[idx])
-            replica.zero_grad()
-            replica.backward(dlogits * (len(idx) / len(x)))  # shard mean -> batch mean
-            return loss * len(idx), logits
-
-        losses, logits = zip(*self._map(work, x))
-        for replica in self.replicas[1:len(losses)]:  # only those that ran on this batch
-            self.model.flat_grads += replica.flat_grads
-        return sum(losses) / len(x), np.concatenate(logits)
+        logits = self.train_forward(x)
+        loss, dlogits = self.loss(logits, y)
+        self.model.zero_grad()
+        self.backward(dlogits)
+        return loss, logits
 
     def forward(self, x, chunk=32):
         """Evaluation-mode outputs (no dropout) of any number of inputs, shards in parallel.

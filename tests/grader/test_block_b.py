@@ -1,12 +1,15 @@
 """Block B, the icons: render_icon draws the tense as the shape's colour, the person as its shape,
-the verb as ink on it, and the labels name each icon. `uv run pytest -m block_b`."""
+the verb as ink on it; the dataset holds every icon once, labelled, saved as PNGs with
+labels.json, and a grid of 20 to look at. `uv run pytest -m block_b`."""
 
 import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import generate_icons as gi
+from minimodel.grammar.verbs import PERSONS, TENSES, VERBS, class_id
 
 pytestmark = pytest.mark.block_b
 
@@ -122,8 +125,83 @@ def test_labels_name_each_icon():
                                    + (" = (verb·5 + tense)·3 + person" * (key == "class_id")))
 
 
-def test_the_generator_writes_icons_and_labels(tmp_path):
-    gi.generate(tmp_path, n=300, seed=0)
-    labels = json.loads((tmp_path / "labels.json").read_text())
-    assert len(labels) == 300 and len({lab["class_id"] for lab in labels}) == 300
-    assert all((tmp_path / "icons" / lab["filename"]).exists() for lab in labels)
+def test_icon_list_holds_every_icon_once():
+    """n icons: for each combination, samples_per_combo(n)[its class_id], numbered from 0."""
+    for n in (300, 1000):
+        items = gi.icon_list(n)
+        assert len(items) == n and len(set(items)) == n, \
+            f"icon_list({n}) gave {len(items)} items, {len(set(items))} of them different, not {n}"
+        counts = gi.samples_per_combo(n)
+        for v, t, p, idx in items:
+            assert 0 <= idx < counts[class_id(v, t, p)], \
+                (f"icon_list({n}) has icon {idx} of ({VERBS[v]}, {TENSES[t]}, {PERSONS[p]}), "
+                 f"which gets {counts[class_id(v, t, p)]} icons: numbered 0.."
+                 f"{counts[class_id(v, t, p)] - 1}")
+
+
+def icon_of(lab):
+    """A label's verb, tense, person and icon index, read off its filename."""
+    idx = int(lab["filename"].rsplit("_", 1)[1].removesuffix(".png"))
+    return VERBS[lab["verb_id"]], TENSES[lab["tense_id"]], PERSONS[lab["person_id"]], idx
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return gi.render_dataset(300, seed=0)
+
+
+def test_render_dataset_draws_each_labelled_icon(dataset):
+    images, labels = dataset
+    assert images.shape == (300, 32, 32, 3) and images.dtype == np.uint8, \
+        f"render_dataset(300) gave images {images.shape} {images.dtype}, not (300, 32, 32, 3) uint8"
+    assert len(labels) == 300 and len({lab["filename"] for lab in labels}) == 300, \
+        "render_dataset(300) must give 300 labels, one per icon, each with its own filename"
+    for i in (0, 17, 150, 299):
+        assert labels[i] == gi.label(VERBS.index(icon_of(labels[i])[0]), labels[i]["tense_id"],
+                                     labels[i]["person_id"], icon_of(labels[i])[3]), \
+            f"labels[{i}] is not label(...) of the icon it names"
+        assert np.array_equal(images[i], gi.render_icon(*icon_of(labels[i]), seed=0)), \
+            f"images[{i}] is not render_icon of the icon labels[{i}] names (seed 0)"
+
+
+def test_render_dataset_follows_its_seed(dataset):
+    images, labels = dataset
+    other, other_labels = gi.render_dataset(300, seed=1)
+    assert other_labels == labels and not np.array_equal(images, other), \
+        "another seed must draw other jitter for the same icons: pass seed to render_icon"
+
+
+def test_write_dataset_saves_pngs_under_their_names_and_labels_json(dataset, tmp_path):
+    images, labels = dataset
+    gi.write_dataset(tmp_path, images[:6], labels[:6])
+    for img, lab in zip(images[:6], labels[:6]):
+        path = tmp_path / "icons" / lab["filename"]
+        assert path.is_file(), f"no icons/{lab['filename']}: each icon goes to icons/<filename>"
+        with Image.open(path) as png:
+            assert png.format == "PNG" and np.array_equal(np.asarray(png.convert("RGB")), img), \
+                f"icons/{lab['filename']} is not that icon's pixels as a PNG (lossless)"
+    written = json.loads((tmp_path / "labels.json").read_text())
+    assert written == labels[:6], "labels.json must hold the labels as a JSON list, in order"
+
+
+def shown(fig):
+    """The (image, title) of every Axes of fig that shows an image."""
+    return [(ax.get_images()[0].get_array(), ax.get_title()) for ax in fig.axes
+            if ax.get_images()]
+
+
+def test_the_sample_grid_shows_20_random_icons_with_their_labels(dataset):
+    images, labels = dataset
+    panels = shown(gi.sample_grid(images, labels, seed=0))
+    assert len(panels) == 20, f"the sample grid shows {len(panels)} icons, not 20"
+    picked = []
+    for img, title in panels:
+        same = [i for i in range(len(images)) if np.array_equal(np.asarray(img), images[i])]
+        assert same, "a panel of the sample grid is not one of the icons"
+        verb, tense, person, _ = icon_of(labels[same[0]])
+        assert all(w in title for w in (verb, tense, person)), \
+            f"the panel of {verb} · {tense} · {person} is titled {title!r}: name all three"
+        picked.append(same[0])
+    others = [np.asarray(img).tobytes() for img, _ in shown(gi.sample_grid(images, labels, 1))]
+    assert len(set(picked)) == 20 and others != [images[i].tobytes() for i in picked], \
+        "the 20 icons must be 20 different ones, drawn at random with the seed"
