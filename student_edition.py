@@ -32,6 +32,7 @@ import subprocess
 from pathlib import Path
 
 from minimodel.files import LabError, atomic_write, from_here, printable, run_cli
+from vit import ViTConfig, n_parameters
 
 LAB = Path(__file__).resolve().parent
 BLOCKS = "BCDE"
@@ -66,6 +67,19 @@ def stub(text, solved="", where="?"):
             out.append(f"{indent}raise NotImplementedError({f'Block {block}: {hint}'!r})\n")
         i = end + 1
     return "".join(out)
+
+
+def lines_per_block():
+    """'B 61, C 75, ...; 250 in all': the code lines of the solution's marked parts (without
+    blank and comment lines), per Block: what a student writes."""
+    count = dict.fromkeys(BLOCKS, 0)
+    for path in files():
+        if path.endswith(".py"):
+            for m in re.finditer(r"# BEGIN BLOCK (\w): .*\n((?:.*\n)*?)\s*# END BLOCK \1",
+                                 (LAB / path).read_text()):
+                count[m[1]] += sum(1 for line in m[2].splitlines()
+                                   if line.strip() and not line.strip().startswith("#"))
+    return ", ".join(f"{b} {n}" for b, n in count.items()) + f"; {sum(count.values())} in all"
 
 
 def files():
@@ -114,8 +128,8 @@ full forward shape, gradient sanity).
 STUDENT = """# Lab 00, the student edition: a tiny ViT on grammar icons
 
 You build a Vision Transformer in NumPy, its backward pass by hand, on top of the course's
-Phase 17 transformer block (given: `src/minimodel/transformer/`), and train it to read the tense
-off synthetic icons. The whole assignment is in the spec; here is how to work through it.
+Phase 17 transformer block (given: `src/minimodel/transformer/`), make its dataset, train it and
+evaluate it: the spec's Blocks B to E, whole. Write BLUEPRINT.md first (Block A).
 
 ```bash
 uv run python generate_icons.py && uv run python train.py && uv run python eval.py
@@ -123,27 +137,68 @@ uv run pytest
 ```
 
 The first line is the lab's main job: it stops, in one line, at the first part you have not
-written yet. The second lists every test; each Block's tests fail with NotImplementedError until
-you write that Block.
+written. The second runs every test; a Block's tests fail with NotImplementedError until you
+write it. Grade one Block with `uv run pytest -m block_b` (c, d, e); the spec's acceptance with
+`uv run pytest -m acceptance` once all are written.
 
-| block | what you write | where | grade it with | grading time |
-|---|---|---|---|---|
-| A | your design | BLUEPRINT.md | your instructor | |
-| B | the icons: `shape_mask`, `render_icon`, `label` | generate_icons.py | `uv run pytest -m block_b` | {b} |
-| C | `patchify`, `unpatchify`; `TinyViT`: its parameters, `embed`, `encode`, `forward`, `backward`, `encode_backward` | vit.py | `uv run pytest -m block_c` | {c} |
-| D | `cross_entropy`, `SGD.step`, `cosine_lr` | vit.py, train.py | `uv run pytest -m block_d` | {d} |
-| E | `confusion` | eval.py | `uv run pytest -m block_e` | {e} |
+## What you write, bullet by bullet of the spec
 
-Each part is marked `raise NotImplementedError("Block X: ...")` with a one-line hint; the code
-around it (the Phase 17 block and its layers, checkpoints, plots, the data format) is given. The
-graders test what the spec asks, not one way to write it: patchify by reshapes or by loops, any
-initialisation, any correct order of operations. Block D's last test trains your Block C model,
-so it passes once both are written.
+Each part is marked `raise NotImplementedError("Block X: ...")` with a one-line hint; its
+docstring says what it takes and returns. The graders test what the spec asks, through what
+your code does, never how it is written: any correct design passes.
 
-When all four pass, the first command trains the tense task with the spec's recipe (20 epochs,
-SGD with momentum 0.9, LR 0.001 on a cosine schedule, batch 32): {train} on {machine}. The
-acceptance is ≥ 80% of the test icons within 5 minutes; then try the stretch goals
-(`uv run python train.py --help`: `--task tense_person`, `--task full`, and the model's options).
+| spec bullet | you write | file | graded by |
+|---|---|---|---|
+| B: the 20 verbs, 5 tenses, 3 persons | (given: `minimodel.grammar.verbs`) | | |
+| B: `render_icon(...)` → (32, 32, 3) uint8 | `shape_mask`, `render_icon` (given: `render_masks`, the jittered shape and pattern; the 20 patterns, as art) | generate_icons.py | block_b |
+| B: loop over (verb, tense, person, idx), save `verb_<verb>_tense_<tense>_person_<person>_<idx>.png` | `icon_list`, `render_dataset`, `write_dataset` | generate_icons.py | block_b |
+| B: write `labels.json` | `label`, `write_dataset` | generate_icons.py | block_b |
+| B: verify, 20 random icons in `data/icons_sample.png` | `sample_grid` (the script prints the count) | generate_icons.py | block_b |
+| C: `patchify(x, P)` | `patchify`, `unpatchify` | vit.py | block_c |
+| C: `TinyViT`: patches, [CLS], positions, 4 blocks, head | `TinyViT.__init__`'s parameters, `embed`, `encode`, `forward`, `backward`, `encode_backward` | vit.py | block_c |
+| C: positions and [CLS] initialised small (std 0.02) | `TinyViT.__init__` | vit.py | block_c |
+| D: load icons and labels | (given: `load_dataset`, the format's reader and checks) | | |
+| D: split 80/20, stratified by class | `stratified_split` (and its helper `one_per_combination`) | generate_icons.py | block_d |
+| D: ≤ 20 epochs, batch 32, SGD with momentum 0.9, LR 1e-3 on a cosine | `train`, `SGD.step`, `cosine_lr`, `cross_entropy` | train.py, vit.py | block_d |
+| D: log the loss and the held-out accuracy each epoch | `train` (its line an epoch) | train.py | block_d |
+| D: `loss.png`, `accuracy.png` | `plots` | train.py | block_d |
+| E: load the final model, test accuracy | `score` (given: `load_checkpoint` reads and checks the file) | eval.py | block_e |
+| E: confusion matrix, `confusion_matrix.png` | `confusion`, `draw_confusion` | eval.py | block_e |
+| acceptance: ≥ 80% on the tense task in ≤ 5 minutes | all of the above | | acceptance |
+
+The given code calls yours: `train.py` hands your `train` the model wrapped so that each batch
+runs as two half-batches on two cores, a diverging run stops in one line and the diagnostics
+(diagnostics.png) are recorded; your loop calls its forward and backward as it would the model's.
+The given code also reads and checks every file, writes outputs all at once (a crash leaves the
+old ones) and keeps the manifest.
+
+The solution's lines per Block (code lines, without blank and comment lines; yours may differ):
+{lines}.
+
+## Where this lab departs from the spec, and why
+
+- **~150k parameters in the spec, {params:,} here.** The spec's own config (width 64, 4 blocks,
+  MLP 256) holds 196,608 weights in the blocks alone; the lab keeps the config and reports the
+  true count (`uv run python vit.py` prints the table).
+- **A final LayerNorm** on [CLS] before the head, which the spec's diagram lacks: with
+  pre-LayerNorm blocks (ViT, GPT-2) the residual stream is never normalised otherwise.
+  `ln_gain` (ones) and `ln_bias` (zeros); the grader checks it.
+- **70/10/20, not 80/20.** The spec's 20% test icons stay; a tenth of the 80% is held out for
+  validation, so recipes are chosen and progress is logged on icons that are not the test
+  icons. The test icons are scored once, at the end (the spec logs test accuracy each epoch).
+  The split is drawn when the icons are made and stored in `data/splits.json`, so `train.py`
+  and `eval.py` read the same one: `stratified_split` lives in generate_icons.py and needs
+  writing before the first `generate_icons.py` run.
+- **`from minimodel.transformer.block import TransformerBlock`**, where the spec writes
+  `from src.minimodel...`: `src/` is the package's folder, not a package; uv installs
+  `minimodel` from it.
+- **The lab is this folder**, not `experiments/X2-multimodal/lab-00-tiny-vit/`.
+
+## How long things take
+
+Measured on {machine} with the solution filled in, as whole commands (uv's start included):
+grading Block B {b}, C {c}, D {d}, E {e}; the first command {train}. A busy machine, or a
+slower laptop, may take twice as long; the spec asks for ≤ 5 minutes of training.
 """
 
 
@@ -162,7 +217,8 @@ def edition(solved=""):
         out[path] = stub(source.decode(), solved, path).encode() if path.endswith(".py") \
             else source
     out["BLUEPRINT.md"] = BLUEPRINT.encode()
-    out["STUDENT.md"] = STUDENT.format(**TIMES).encode()
+    out["STUDENT.md"] = STUDENT.format(**TIMES, lines=lines_per_block(),
+                                       params=n_parameters(ViTConfig())).encode()
     out["README.md"] = (b"# Lab 00: a tiny ViT on grammar icons (student edition)\n\n"
                         b"Start with [STUDENT.md](STUDENT.md).\n")
     return out

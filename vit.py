@@ -140,6 +140,10 @@ class TinyViT:
     def __init__(self, cfg: ViTConfig, seed=0, dtype=np.float32, primitives="tuned"):
         self.cfg, self.primitives = cfg, primitives
         self.rng = np.random.default_rng(seed)  # initial weights, then dropout masks
+        # self.params, by name (d = d_model, T = n_tokens, K = n_classes): W_patch (P·P·C, d),
+        # b_patch (d,), cls (d,) or (1, 1, d), pos (T, d) or (1, T, d), ln_gain and ln_bias
+        # (d,), W_head (d, K), b_head (K,); "cls" only with pool="cls", "pos" only with
+        # position="learned". The blocks' own parameters are theirs.
         # BEGIN BLOCK C: params: W_patch, b_patch, cls, pos, ln_gain, ln_bias, W_head, b_head
         d = cfg.d_model
         self.params = {
@@ -206,8 +210,12 @@ class TinyViT:
         # END BLOCK C
 
     def encode_backward(self, dfeat):
-        """dfeat (B, d_model) -> d images (B, H, W, C); adds into the encoder's grads."""
-        # BEGIN BLOCK C: encode, backwards: add into self.grads
+        """dfeat (B, d_model) -> d images (B, H, W, C); adds into the encoder's grads.
+
+        Add with `+=` (self.grads[name] += ...): each array of self.grads is a view into
+        self.flat_grads, the one vector SGD reads. `self.grads[name] = ...` would put a new
+        array in the dict that SGD never sees, and that parameter would never train."""
+        # BEGIN BLOCK C: encode, backwards: += into self.grads (views of flat_grads)
         g, L = self.grads, self.ops
         dpooled, dgain, dbias = L.layernorm_backward(dfeat, self.c_ln)
         g["ln_gain"] += dgain

@@ -118,6 +118,80 @@ MISTAKES = [
      [("np.add.at(cm, (y_true, y_pred), 1)", "np.add.at(cm, (y_true - 1, y_pred - 1), 1)")]),
     ("E", "last pair dropped", "eval.py",
      [("np.add.at(cm, (y_true, y_pred), 1)", "np.add.at(cm, (y_true[:-1], y_pred[:-1]), 1)")]),
+    # B: the dataset
+    ("B", "the same number of icons for every combination", "generate_icons.py",
+     [("for idx in range(counts[class_id(v, t, p)])]", "for idx in range(n // 300)]")]),
+    ("B", "icons numbered from 1", "generate_icons.py",
+     [("for idx in range(counts[class_id(v, t, p)])]",
+       "for idx in range(1, counts[class_id(v, t, p)] + 1)]")]),
+    ("B", "the dataset's seed not passed on", "generate_icons.py",
+     [("PERSONS[p], idx, seed=seed)", "PERSONS[p], idx)")]),
+    ("B", "the dataset drawn without jitter", "generate_icons.py",
+     [("PERSONS[p], idx, seed=seed)", "PERSONS[p], idx, jitter=False, seed=seed)")]),
+    ("B", "icons saved as JPEG", "generate_icons.py",
+     [('.save(Path(folder) / "icons" / lab["filename"])',
+       '.save(Path(folder) / "icons" / lab["filename"], format="JPEG")')]),
+    ("B", "the sample grid always the first icons", "generate_icons.py",
+     [("pick = np.random.default_rng(seed).choice(len(labels), n, replace=False)",
+       "pick = np.arange(n)")]),
+    ("B", "the sample titles without the person", "generate_icons.py",
+     [("f\"{TENSES[lab['tense_id']]} · {PERSONS[lab['person_id']]}\"",
+       "f\"{TENSES[lab['tense_id']]}\"")]),
+    # D: the split
+    ("D", "a random split, not stratified", "generate_icons.py",
+     [("    test = one_per_combination(labels, range(len(labels)), round(len(labels) * test_fraction),\n"
+       "                               rng)\n"
+       "    rest = sorted(set(range(len(labels))) - set(test))\n"
+       "    val = one_per_combination(labels, rest, round(len(labels) * val_fraction), rng)\n",
+       "    order = rng.permutation(len(labels)).tolist()\n"
+       "    test, rest = order[:round(len(labels) * test_fraction)], order[round(len(labels) * test_fraction):]\n"
+       "    val = rest[:round(len(labels) * val_fraction)]\n")]),
+    ("D", "validation drawn from the test icons too", "generate_icons.py",
+     [("rest = sorted(set(range(len(labels))) - set(test))", "rest = range(len(labels))")]),
+    ("D", "the split's seed ignored", "generate_icons.py",
+     [("    rng = np.random.default_rng(seed)\n    test = one_per_combination(",
+       "    rng = np.random.default_rng()\n    test = one_per_combination(")]),
+    ("D", "test and validation sizes swapped", "generate_icons.py",
+     [("round(len(labels) * test_fraction)", "round(len(labels) * val_fraction)")]),
+    # D: the loop
+    ("D", "never shuffled", "train.py",
+     [("perm = rng.permutation(len(x_train))", "perm = np.arange(len(x_train))")]),
+    ("D", "shuffled once, not every epoch", "train.py",
+     [("    for epoch in range(1, epochs + 1):\n        perm = rng.permutation(len(x_train))\n",
+       "    perm = rng.permutation(len(x_train))\n    for epoch in range(1, epochs + 1):\n")]),
+    ("D", "gradients never zeroed", "train.py", [("            model.zero_grad()\n", "")]),
+    ("D", "no schedule", "train.py",
+     [("opt.step(cosine_lr(step, total, lr))", "opt.step(lr)")]),
+    ("D", "the schedule stepped in epochs' units", "train.py",
+     [("opt.step(cosine_lr(step, total, lr))", "opt.step(cosine_lr(step, epochs, lr))")]),
+    ("D", "the step count never advanced", "train.py", [("            step += 1\n", "")]),
+    ("D", "training without dropout (train=False)", "train.py",
+     [("logits = model.forward(xb, train=True)", "logits = model.forward(xb)")]),
+    ("D", "held-out accuracy on the training icons", "train.py",
+     [("float((predict(model.forward(x_val)) == y_val).mean())",
+       "float((predict(model.forward(x_train)) == y_train).mean())")]),
+    ("D", "a batch one short", "train.py",
+     [("idx = perm[i:i + batch_size]", "idx = perm[i:i + batch_size - 1]")]),
+    ("D", "the log line without the loss", "train.py",
+     [("log(f\"epoch {epoch:2d}/{epochs}  loss {history[-1]['train_loss']:.4f}  \"",
+       "log(f\"epoch {epoch:2d}/{epochs}  \"")]),
+    ("D", "accuracy.png without the held-out accuracy", "train.py",
+     [('ax.plot(epochs, [100 * h["val_accuracy"] for h in history], "s-"',
+       'ax.plot(epochs, [100 * h["train_accuracy"] for h in history], "s-"')]),
+    # E: the evaluation
+    ("E", "the model given raw uint8 pixels", "eval.py",
+     [("predict(model.forward(to_inputs(images)))", "predict(model.forward(images))")]),
+    ("E", "argmax in place of the task's decoding", "eval.py",
+     [("predict(model.forward(to_inputs(images)))",
+       "model.forward(to_inputs(images)).argmax(axis=1)")]),
+    ("E", "accuracy as a count", "eval.py",
+     [("float((y_true == y_pred).mean())", "float((y_true == y_pred).sum())")]),
+    ("E", "the figure transposed", "eval.py",
+     [('ax.imshow(rates, cmap="Blues"', 'ax.imshow(rates.T, cmap="Blues"')]),
+    ("E", "the rows' names reversed", "eval.py",
+     [("ax.set_yticks(range(n), names, fontsize=8)", "ax.set_yticks(range(n), names[::-1], fontsize=8)")]),
+    ("E", "shares written in place of counts", "eval.py",
+     [("ax.text(j, i, cm[i, j],", "ax.text(j, i, f\"{rates[i, j]:.0%}\",")]),
 ]
 
 PATCHIFY = ("    x = x.reshape(B, H // P, P, W // P, P, C)  # (B, nh, P, nw, P, C)\n"
@@ -192,6 +266,40 @@ ALTERNATIVES = [
     ("E", "histogram2d", "eval.py",
      [("np.add.at(cm, (y_true, y_pred), 1)",
        "cm = np.histogram2d(y_true, y_pred, bins=n, range=[[0, n], [0, n]])[0].astype(np.int64)")]),
+    ("B", "the icons listed person by person", "generate_icons.py",
+     [("for v in range(len(VERBS)) for t in range(len(TENSES)) for p in range(len(PERSONS))\n"
+       "            for idx in range(counts[class_id(v, t, p)])]",
+       "for p in range(len(PERSONS)) for t in range(len(TENSES)) for v in range(len(VERBS))\n"
+       "            for idx in range(counts[class_id(v, t, p)])]")]),
+    ("B", "labels.json sorted, written compactly", "generate_icons.py",
+     [("json.dumps(labels, indent=2)", "json.dumps(sorted(labels, key=lambda lab: lab['filename']))")]),
+    ("B", "the sample drawn by a permutation", "generate_icons.py",
+     [("pick = np.random.default_rng(seed).choice(len(labels), n, replace=False)",
+       "pick = np.random.default_rng(seed).permutation(len(labels))[:n]")]),
+    ("D", "a per-tense split without the fullest-first rule", "generate_icons.py",
+     [("        order = sorted(range(len(combos)), key=lambda j: (-len(by_combo[combos[j]]), key[j]))",
+       "        order = sorted(range(len(combos)), key=lambda j: key[j])")]),
+    ("D", "the cosine per epoch, as the spec allows", "train.py",
+     [("opt.step(cosine_lr(step, total, lr))", "opt.step(cosine_lr(epoch - 1, epochs, lr))")]),
+    ("D", "gradients zeroed after each step", "train.py",
+     [("            model.zero_grad()\n            logits", "            logits"),
+      ("            opt.step(cosine_lr(step, total, lr))\n",
+       "            opt.step(cosine_lr(step, total, lr))\n            model.zero_grad()\n")]),
+    ("D", "shuffled in place", "train.py",
+     [("perm = rng.permutation(len(x_train))", "perm = np.arange(len(x_train))\n        rng.shuffle(perm)")]),
+    ("D", "another log line", "train.py",
+     [("        shown = \"   —  \" if val_acc is None else f\"{val_acc:6.1%}\"\n"
+       "        log(f\"epoch {epoch:2d}/{epochs}  loss {history[-1]['train_loss']:.4f}  \"\n"
+       "            f\"train acc {correct / len(x_train):6.1%}  val acc {shown}  \"\n"
+       "            f\"{elapsed:5.1f}s elapsed, ~{elapsed / epoch * (epochs - epoch):4.1f}s left\")\n",
+       "        log(f\"epoch {epoch}: training loss {np.mean(losses):.3f}, held-out accuracy \"\n"
+       "            f\"{val_acc}\")\n")]),
+    ("E", "scored in batches of 64", "eval.py",
+     [("y_pred = predict(model.forward(to_inputs(images)))",
+       "y_pred = predict(np.concatenate([model.forward(to_inputs(images[i:i + 64]))\n"
+       "                                     for i in range(0, len(images), 64)]))")]),
+    ("E", "the counts drawn, not the shares", "eval.py",
+     [('ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)', 'ax.imshow(cm, cmap="Blues")')]),
 ]
 
 
