@@ -211,3 +211,14 @@ def test_a_link_where_it_writes_is_refused(cli, course, tmp_path):
     (course / "vit.py").symlink_to(outside)
     refused_edition(cli, course, "vit.py")
     assert outside.read_text() == "not the edition's\n"
+
+
+@pytest.mark.slow
+def test_the_edition_solved_passes_every_grader(tmp_path):
+    """Handed out with every Block solved (--solved BCDE), the edition's graders pass: the
+    stubs' seams join up without the solution's other files."""
+    out = student_edition.make(tmp_path / "solved", solved="BCDE", log=lambda _: None)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m",
+                           "not slow"], cwd=out, capture_output=True, text=True, check=False,
+                          env={"PYTHONPATH": str(out / "src"), "PATH": ""})
+    assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:]
