@@ -273,8 +273,8 @@ def generate(out, n=1000, seed=0, manifest=None):
 
 
 def sample_grid(images, labels, seed, n=20):
-    """A figure of n icons drawn at random (with `seed`), each titled with its verb (and
-    pattern), tense and person: what to look at before training on them."""
+    """A matplotlib Figure (generate() saves it) of n icons drawn at random (with `seed`), each
+    titled with its verb (and pattern), tense and person: what to look at before training."""
     # BEGIN BLOCK B: n random icons in a grid, each titled with its labels
     plt = pyplot()
     pick = np.random.default_rng(seed).choice(len(labels), n, replace=False)

@@ -183,16 +183,22 @@ The solution's lines per Block (code lines, without blank and comment lines; you
 - **A final LayerNorm** on [CLS] before the head, which the spec's diagram lacks: with
   pre-LayerNorm blocks (ViT, GPT-2) the residual stream is never normalised otherwise.
   `ln_gain` (ones) and `ln_bias` (zeros); the grader checks it.
-- **70/10/20, not 80/20.** The spec's 20% test icons stay; a tenth of the 80% is held out for
-  validation, so recipes are chosen and progress is logged on icons that are not the test
-  icons. The test icons are scored once, at the end (the spec logs test accuracy each epoch).
+- **70/10/20, not 80/20.** The spec's 20% test icons stay (200 of 1000); of the spec's 80%
+  for training, 100 icons (10% of all) are held out for validation, so recipes are chosen and
+  progress is logged on icons that are not the test icons. The test icons are scored once, at the end (the spec logs test accuracy each epoch).
   The split is drawn when the icons are made and stored in `data/splits.json`, so `train.py`
   and `eval.py` read the same one: `stratified_split` lives in generate_icons.py and needs
   writing before the first `generate_icons.py` run.
 - **`from minimodel.transformer.block import TransformerBlock`**, where the spec writes
   `from src.minimodel...`: `src/` is the package's folder, not a package; uv installs
   `minimodel` from it.
-- **The lab is this folder**, not `experiments/X2-multimodal/lab-00-tiny-vit/`.
+- **The lab is this folder**, not `experiments/X2-multimodal/lab-00-tiny-vit/`; the theory
+  notes the spec cites (`theory/01-vision-transformers.md`) are the course's, not in it. Their
+  einsum for patchify is `np.einsum("bhpwqc->bhwpqc", x.reshape(B, H // P, P, W // P, P,
+  C))`;
+  reshapes, a transpose or loops do as well.
+- **`render_icon` takes a `seed`** (default 0) beside the spec's arguments, so that
+  `generate_icons.py --seed 1` draws new icons for a fresh test.
 
 ## How long things take
 

@@ -98,9 +98,13 @@ def train(model, x_train, y_train, x_val, y_val, epochs, batch_size, lr, seed, m
           log=print, loss_fn=cross_entropy, predict=lambda logits: logits.argmax(axis=1)):
     """Minibatch SGD with momentum (MOMENTUM), the LR on a cosine schedule per step. x are
     images (N, H, W, 3) in [-1, 1], y class ids (N,); x_val is None when there are no held-out
-    icons. loss_fn(logits, y) -> (mean loss, dlogits); predict(logits) -> class ids. Shuffles
-    with `seed`; moves each training icon by up to max_shift pixels (`shift`). Logs a line an
-    epoch. -> history: a dict an epoch, {"epoch", "train_loss", "val_accuracy", ...}."""
+    icons. loss_fn(logits, y) -> (mean loss, dlogits); predict(logits) -> class ids.
+
+    Each epoch shuffles the training icons (a generator seeded by `seed`) and takes them in
+    ceil(N / batch_size) batches, the last one smaller; moves each by up to max_shift pixels
+    (`shift`); then scores x_val and logs a line. -> history: a dict an epoch with "epoch",
+    "train_loss" and "val_accuracy" (None without x_val); "train_accuracy" (the running
+    accuracy of the epoch's batches) and "step_losses" are drawn too where present."""
     # BEGIN BLOCK D: the loop: shuffle, batches, forward, loss, backward, SGD step, a log line
     opt = SGD(model, MOMENTUM)
     rng = np.random.default_rng([seed, 1])  # shuffling and shifts; the model's rng draws dropout

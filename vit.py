@@ -164,8 +164,8 @@ class TinyViT:
         self.params = {k: v.astype(dtype) for k, v in self.params.items()}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.blocks = [
-            TransformerBlock(d, cfg.n_heads, cfg.d_ff, cfg.dropout, causal=False, rng=self.rng,
-                             dtype=dtype, primitives=primitives,
+            TransformerBlock(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout, causal=False,
+                             rng=self.rng, dtype=dtype, primitives=primitives,
                              mask=self_mask if cfg.attention == "self" else None)
             for _ in range(cfg.n_blocks)
         ]
@@ -177,8 +177,9 @@ class TinyViT:
 
     def embed(self, images, train=False):
         """images (B, H, W, C) -> tokens (B, T, d): [CLS] first, then one token per patch
-        (T = N+1; T = N without [CLS])."""
-        # BEGIN BLOCK C: patchify, W_patch, [CLS] at index 0, + pos
+        (T = N+1; T = N without [CLS]), positions added, then dropout (cfg.dropout, in training
+        only: self.ops.dropout_forward)."""
+        # BEGIN BLOCK C: patchify, W_patch, [CLS] at index 0, + pos, dropout
         p, L = self.params, self.ops
         patches = patchify(images, self.cfg.patch_size)  # (B, N, P·P·C)
         x, self.c_patch = L.linear_forward(patches, p["W_patch"], p["b_patch"])  # (B, N, d)

@@ -24,6 +24,7 @@ def blas_threads_now():
 
 
 def test_cpu_count_without_process_cpu_count_or_affinity(monkeypatch):
+    monkeypatch.delenv("MINIMODEL_CORES", raising=False)  # (a share set for this shell)
     monkeypatch.delattr(os, "process_cpu_count", raising=False)
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
     assert parallel.cpu_count() == (os.cpu_count() or 1)

@@ -119,6 +119,10 @@ LABELS = labels_of(1000)
 
 
 def test_the_split_holds_every_icon_once_20_percent_test_10_validation():
+    odd = gi.stratified_split(labels_of(333), seed=0)
+    assert (len(odd["test"]), len(odd["val"])) == (67, 33), \
+        (f"333 icons split {len(odd['test'])} test / {len(odd['val'])} validation, not 67 / 33 "
+         f"(20% and 10%, rounded)")
     parts = gi.stratified_split(LABELS, seed=0)
     assert set(parts) == {"train", "val", "test"}, \
         f"the split's parts are {sorted(parts)}, not train, val and test"
@@ -229,6 +233,8 @@ def test_every_step_is_sgd_with_momentum_on_the_cosine_schedule():
     + g; the LR falls from the peak along half a cosine over the steps (or over the epochs)."""
     spy, _, _ = run(epochs=3, n=22, batch_size=4, lr=0.05)
     after = spy.params[1:] + [spy.flat_params.copy()]
+    assert not np.array_equal(spy.params[0], after[-1]), \
+        "training never changed model.flat_params: SGD.step must update it in place"
     v, lrs = np.zeros_like(spy.flat_params), []
     for k, (p, g, q) in enumerate(zip(spy.params, spy.grads, after)):
         v = 0.9 * v + g
