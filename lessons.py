@@ -35,7 +35,7 @@ import numpy as np
 import generate_icons as gi
 import sweep
 import vit
-from eval import head_focus, heads_view, regions
+from eval import HEADS_REACH, head_focus, heads_view, regions, times_bar, times_scale
 from minimodel import bench, grid
 from minimodel.files import (
     LabError,
@@ -442,6 +442,8 @@ def patch_figure(times, path):
                 ax.annotate(f"patch {p}", (x, y), textcoords="offset points", xytext=(4, -12),
                             fontsize=8)
     ax.set_xscale("log")
+    ax.margins(x=0.12)  # room for the last point's label
+    plain_log(ax.xaxis)
     ax.set(xlabel="training step, ms (batch 32, this machine, log scale)",
            ylabel="fresh icons right (%)", title=f"Patch size: accuracy against cost "
            f"({PATCH_RUN}, {PATCH_EPOCHS} epochs at every size)")
@@ -481,15 +483,16 @@ def attention_figure(inside, path):
         for i, region in enumerate(("outline", "inside")):
             a = np.array(inside[run]["attention_vs_uniform"][region])  # (blocks, heads)
             ax = axes[i, j]
-            shown = ax.imshow(a, cmap="RdBu_r", norm=_log_norm(), aspect="auto")
-            for (b, h), v in np.ndenumerate(a):
-                ax.text(h, b, f"{v:.1f}", ha="center", va="center", fontsize=8)
+            shown = ax.imshow(a, cmap="RdBu_r", norm=times_scale(HEADS_REACH), aspect="auto")
+            for (b, h), v in np.ndenumerate(a):  # white on the dark ends of the scale
+                ax.text(h, b, f"{v:.2g}", ha="center", va="center", fontsize=8,
+                        color="white" if abs(math.log(max(v, 1e-3))) > math.log(4) else "black")
             ax.set(xlabel="head", ylabel="block", title=f"{run}: [CLS] → {region}")
             ax.set_xticks(range(a.shape[1]))
             ax.set_yticks(range(a.shape[0]))
-    fig.colorbar(shown, ax=axes, shrink=0.6, label="attention to the region ÷ its share of "
-                 "the patches (1 = uniform)")
-    fig.suptitle("Where each head of each block looks, on the 1000 fresh icons: the outline "
+    times_bar(fig, shown, axes, "attention to the region ÷ its share of the "
+              "patches (1 = uniform)", shrink=0.6, extend="both")
+    fig.suptitle("Where each head of each block looks, on the 1000 fresh icons:\nthe outline "
                  "carries the person, the inside the colour and the verb's texture")
     save_figure(fig, path)
 
@@ -514,10 +517,17 @@ def heads_figure(inside, path):
     save_figure(fig, path)
 
 
-def _log_norm():
-    from matplotlib.colors import LogNorm
+def plain_log(axis):
+    """A log axis's tick labels in plain numbers (0.3, 2, 100, not 3×10⁻¹), at the ticks
+    matplotlib picks."""
+    from matplotlib.ticker import LogFormatterSciNotation
 
-    return LogNorm(vmin=1 / 8, vmax=8)
+    class Plain(LogFormatterSciNotation):
+        def __call__(self, x, pos=None):
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    axis.set_major_formatter(Plain())
+    axis.set_minor_formatter(Plain(labelOnlyBase=False))
 
 
 def text_figure(text, path):
@@ -529,6 +539,7 @@ def text_figure(text, path):
     ax.set(xlabel="step", ylabel="cross-entropy, next character (mean of 25 steps)",
            yscale="log", title=f"The same TransformerBlock, causal, on the verb forms as text "
            f"({text['seconds']:.0f} s)")
+    plain_log(ax.yaxis)
     ax.grid(alpha=0.3)
     ax.legend()
     save_figure(fig, path)
