@@ -46,7 +46,6 @@ from minimodel.files import (
 from minimodel.grammar.tasks import FACTORS, HEADS, TASKS, Task
 from minimodel.grammar.verbs import PERSONS, TENSES, VERBS
 from minimodel.parallel import DataParallel
-from sweep import FRESH_SEED
 from vit import TinyViT, to_inputs
 
 LAB = Path(__file__).resolve().parent
@@ -203,7 +202,7 @@ def attention_figure(model, images, labels):
 REGIONS = ("background", "outline", "inside")
 
 
-def regions(cfg, seed=FRESH_SEED, n=1000):
+def regions(cfg, seed=gi.FRESH_SEED, n=1000):
     """For each fresh icon (`gi.render_dataset(n, seed)`), each patch's region, from the
     generator's own masks: 0 background, 1 the shape's outline (the person), 2 inside the shape
     (the colour and the verb's texture) -> (n, N) ints."""
@@ -286,7 +285,7 @@ def heads_figure(runs, images, labels):
     return fig
 
 
-def heads_view(runs, seed=FRESH_SEED):
+def heads_view(runs, seed=gi.FRESH_SEED):
     """The heads of models [(name, model)] measured on the 1000 fresh icons as the attention
     lesson measures them, and drawn over a few of them -> (figure, [each model's ratios])."""
     images, labels = gi.render_dataset(1000, seed)
@@ -461,9 +460,9 @@ def main(argv=None):
     ap.add_argument("--all", action="store_true", help="score every icon of --data, not the "
                     "test split: for a folder drawn with another --seed; draws no plots")
     ap.add_argument("--heads", action="store_true", help="also draw cls_heads.png: [CLS]'s "
-                    "attention over fresh icons (generator seed 1, drawn in memory) in the model's "
-                    "most outline-bound and most inside-bound heads, as the attention lesson "
-                    "measures them (docs/lessons.md#attention)")
+                    f"attention over fresh icons (generator seed {gi.FRESH_SEED}, drawn in memory) "
+                    "in the model's most outline-bound and most inside-bound heads, as the "
+                    "attention lesson measures them (docs/lessons.md#attention)")
     ap.add_argument("--task", choices=list(TASKS),
                     help="refuse a checkpoint trained for another task (default: its own)")
     ap.add_argument("--out", help="where the plots and manifest entry go (default: beside the "
