@@ -5,13 +5,15 @@
     uv run python eval.py --checkpoint runs/RUN/checkpoint.npz
     uv run python generate_icons.py --out fresh --seed 1
     uv run python eval.py --data fresh --all     # every icon of a folder the model never saw
+    uv run python eval.py --heads                # and [CLS]'s attention head by head: cls_heads.png
 
 By default it scores the test icons that train.py held out, read from the data folder's
 splits.json, and refuses a data folder other than the one the checkpoint was trained on. It writes
-confusion_matrix.png, mistakes.png and cls_attention.png beside the checkpoint and adds the
-evaluation to that folder's manifest.json entry for the run. With --all it scores every icon of
---data instead and records the result (as "eval_all"), drawing no plots: beside the checkpoint,
-or in runs/lab/ for the lab's own checkpoint, whose folder holds the committed results.
+confusion_matrix.png, mistakes.png and cls_attention.png beside the checkpoint (with --heads,
+cls_heads.png too) and adds the evaluation to that folder's manifest.json entry for the run. With
+--all it scores every icon of --data instead and records the result (as "eval_all"), drawing no
+plots: beside the checkpoint, or in runs/lab/ for the lab's own checkpoint, whose folder holds the
+committed results.
 """
 
 try:  # the lab's packages live in the environment uv makes; without it, say so in one line
@@ -27,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+import generate_icons as gi
+import vit
 from minimodel.data import SIZE, SPLITS, data_folder, load_dataset
 from minimodel.files import (
     LabError,
@@ -133,19 +137,43 @@ def icon_title(lab):
     return " · ".join(form) + (f", icon {idx[1]}" if idx else "")
 
 
-def attention_figure(model, images, labels):
-    """One test icon per tense: the icon, then where [CLS] looks in the last block and through
-    all blocks (rollout), each patch's attention drawn against uniform attention (1/T)."""
-    from matplotlib.colors import LogNorm
-
-    plt = pyplot()
-
-    def pick(t):  # a different verb and person on each row, where the test set has them
+def one_per_tense(labels):
+    """One icon per tense, each row another verb and person where the icons have them: every
+    person and every tense once -> [index into labels]."""
+    def pick(t):
         ranked = sorted((lab["verb_id"] != 4 * t, lab["person_id"] != t % 3, i)
                         for i, lab in enumerate(labels) if lab["tense_id"] == t)
         return ranked[0][2]
 
-    picks = [pick(t) for t in range(len(TENSES))]
+    return [pick(t) for t in range(len(TENSES))]
+
+
+def times_scale(reach):
+    """A colour scale of attention ÷ uniform: log, symmetric, from e^-reach to e^reach."""
+    from matplotlib.colors import LogNorm
+
+    return LogNorm(vmin=math.exp(-reach), vmax=math.exp(reach))
+
+
+HEADS_REACH = math.log(8)  # single heads' attention, and their measure: drawn from 1/8× to 8×
+
+
+def times_bar(fig, shown, axes, label, **options):
+    """The colour bar of an image drawn on a times_scale, in plain numbers: 0.5×, 1×, 2×."""
+    bar = fig.colorbar(shown, ax=axes, label=label, **options)
+    reach = math.log(shown.norm.vmax)
+    ticks = [t for t in (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8, 16)
+             if abs(math.log(t)) <= reach + 1e-9]
+    bar.set_ticks(ticks, labels=[f"{t:g}×" for t in ticks])
+    bar.minorticks_off()
+    return bar
+
+
+def attention_figure(model, images, labels):
+    """One test icon per tense: the icon, then where [CLS] looks in the last block and through
+    all blocks (rollout), each patch's attention drawn against uniform attention (1/T)."""
+    plt = pyplot()
+    picks = one_per_tense(labels)
     cfg = model.cfg
     uniform, n = 1 / cfg.n_tokens, cfg.image_size // cfg.patch_size
     maps = [cls_attention(model, to_inputs(images[i])) for i in picks]
@@ -153,7 +181,7 @@ def attention_figure(model, images, labels):
     # so that near-uniform attention looks near-white, not like sharp focus
     reach = max(math.log(4), max(float(np.abs(np.log(m / uniform)).max())
                                  for pair in maps for m in pair))
-    norm = LogNorm(vmin=math.exp(-reach), vmax=math.exp(reach))
+    norm = times_scale(reach)
     fig, axes = plt.subplots(len(picks), 3, figsize=(8.4, 2.6 * len(picks)),
                              layout="constrained")
     for row, i, (last, rollout) in zip(axes, picks, maps):
@@ -168,11 +196,8 @@ def attention_figure(model, images, labels):
         ax.set_xticks([])
         ax.set_yticks([])
     who = "[CLS]'s" if cfg.pool == "cls" else "the tokens' mean"
-    bar = fig.colorbar(shown, ax=axes, shrink=0.5, label=f"{who} attention to a patch, ÷ uniform "
-                       f"(1/{cfg.n_tokens}): white = uniform, red = more, blue = less")
-    ticks = [t for t in (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8, 16) if abs(math.log(t)) <= reach]
-    bar.set_ticks(ticks, labels=[f"{t:g}×" for t in ticks])
-    bar.minorticks_off()
+    times_bar(fig, shown, axes, f"{who} attention to a patch, ÷ uniform (1/{cfg.n_tokens}):"
+              f" white = uniform, red = more, blue = less", shrink=0.5)
     fig.suptitle(f"Where {reader(cfg)} looks, patch by patch ({n}×{n} patches of "
                  f"{cfg.patch_size}×{cfg.patch_size} pixels), heads averaged\n"
                  "last block: its attention weights; rollout: attention multiplied through the "
@@ -181,6 +206,101 @@ def attention_figure(model, images, labels):
                  "shows where information can flow, not which pixels decide the answer.",
                  fontsize=9)
     return fig
+
+
+REGIONS = ("background", "outline", "inside")
+
+
+def regions(cfg, seed=gi.FRESH_SEED, n=1000):
+    """For each fresh icon (`gi.render_dataset(n, seed)`), each patch's region, from the
+    generator's own masks: 0 background, 1 the shape's outline (the person), 2 inside the shape
+    (the colour and the verb's texture) -> (n, N) ints."""
+    rows = []
+    for v, t, p, idx in gi.icon_list(n):
+        shape, _, _ = gi.render_masks(VERBS[v], TENSES[t], PERSONS[p], idx, seed=seed)
+        # vit's patchify, as the model calls it (lessons.py --with-bug swaps it): (N,)
+        cover = vit.patchify(shape[None, :, :, None], cfg.patch_size).mean(axis=2)[0]
+        rows.append(np.where(cover < 0.02, 0, np.where(cover > 0.98, 2, 1)))
+    return np.array(rows)
+
+
+def head_focus(model, images, region):
+    """The attention lesson's measure: per block and head, the share of [CLS]'s attention over
+    the patches that goes to each region's patches, ÷ the region's share of the patches,
+    averaged over the icons that have the region (1 = uniform)
+    -> ({region: (blocks, heads) nested lists}, {region: icons that have it})."""
+    cfg = model.cfg
+    shares = np.stack([(region == r).mean(axis=1) for r in range(3)], axis=1)  # (n, 3)
+    mass = np.zeros((cfg.n_blocks, cfg.n_heads, 3))
+    counted = np.zeros(3)
+    for start in range(0, len(images), 100):
+        model.forward(to_inputs(images[start:start + 100]))
+        r = region[start:start + 100]
+        s = shares[start:start + 100]
+        for b, block in enumerate(model.blocks):
+            att = block.att[:, :, 0, 1:]  # (n, H, N): [CLS]'s row, over the patches
+            att = att / att.sum(axis=-1, keepdims=True)
+            for k in range(3):
+                has = s[:, k] > 0
+                part = (att * (r == k)[:, None, :]).sum(axis=-1)  # (n, H)
+                mass[b, :, k] += (part[has] / s[has, k, None]).sum(axis=0)
+        counted += (shares[start:start + 100] > 0).sum(axis=0)
+    enrichment = mass / np.maximum(counted, 1)  # (blocks, heads, regions), 1 = uniform
+    return ({REGIONS[k]: np.round(enrichment[..., k], 3).tolist() for k in range(3)},
+            dict(zip(REGIONS, counted.astype(int).tolist())))
+
+
+def heads_figure(runs, images, labels):
+    """For one icon per tense (every person too), each model's [CLS] attention in its most
+    outline-bound and its most inside-bound head (by head_focus's ratios), drawn over the icon
+    in grey, beside the icon itself. runs: [(name, model, ratios)]."""
+    plt = pyplot()
+    picks = one_per_tense(labels)
+    columns = []  # (title, (icons, n, n) attention ÷ uniform over the patches)
+    for name, model, ratios in runs:
+        n = model.cfg.image_size // model.cfg.patch_size
+        model.forward(to_inputs(images[picks]))
+        for region in ("outline", "inside"):
+            a = np.array(ratios[region])  # (blocks, heads)
+            b, h = np.unravel_index(a.argmax(), a.shape)
+            att = model.blocks[b].att[:, h, 0, 1:]  # (icons, N): [CLS]'s row, over the patches
+            att = att / att.mean(axis=-1, keepdims=True)  # 1 = uniform over the patches
+            title = (f"{name}: most {region}-bound\nblock {b}, head {h}: outline\n"
+                     f"{ratios['outline'][b][h]:.2f}×, inside {ratios['inside'][b][h]:.2f}×")
+            columns.append((title, att.reshape(len(picks), n, n)))
+    norm, size = times_scale(HEADS_REACH), images.shape[1]
+    fig, axes = plt.subplots(len(picks), 1 + len(columns), squeeze=False, layout="constrained",
+                             figsize=(2.1 * len(columns) + 3.4, 2 * len(picks) + 1.6))
+    for r, (row, i) in enumerate(zip(axes, picks)):
+        row[0].imshow(images[i], interpolation="nearest")
+        row[0].set_title(icon_title(labels[i]).replace(", icon", "\nicon"), fontsize=8)
+        for ax, (title, att) in zip(row[1:], columns):
+            ax.imshow(images[i].mean(axis=-1), cmap="gray", vmin=0, vmax=255,
+                      interpolation="nearest")
+            shown = ax.imshow(att[r], cmap="RdBu_r", norm=norm, alpha=0.7,
+                              extent=(-0.5, size - 0.5, size - 0.5, -0.5),
+                              interpolation="nearest")
+            if r == 0:
+                ax.set_title(title, fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    times_bar(fig, shown, axes, "[CLS]'s attention to a patch ÷ uniform (1 ÷ the patches)\n"
+              "white = uniform, red = more, blue = less", shrink=0.5, extend="both")
+    fig.suptitle("Where single heads of [CLS] look, over fresh icons: each model's most "
+                 "outline-bound and most\ninside-bound head, by their attention to the outline's "
+                 "and the inside's patches ÷ their share\n(1000 fresh icons; 1 = uniform)",
+                 fontsize=9)
+    return fig
+
+
+def heads_view(runs, seed=gi.FRESH_SEED):
+    """The heads of models [(name, model)] measured on the 1000 fresh icons as the attention
+    lesson measures them, and drawn over a few of them -> (figure, [each model's ratios])."""
+    images, labels = gi.render_dataset(1000, seed)
+    measured = [head_focus(model, images, regions(model.cfg, seed))[0] for _, model in runs]
+    fig = heads_figure([(*run, ratios) for run, ratios in zip(runs, measured)], images, labels)
+    return fig, measured
 
 
 def mistakes_figure(images, labels, y_true, y_pred, task, max_shown=40):
@@ -264,10 +384,11 @@ def score(model, images, y_true, n_classes, predict=lambda logits: logits.argmax
     # END BLOCK E
 
 
-def evaluate(checkpoint, data, task=None, all_icons=False, out=None, log=print):
+def evaluate(checkpoint, data, task=None, all_icons=False, out=None, log=print, heads=False):
     """Evaluate a checkpoint on the test icons it was trained with (or, with all_icons, on every
     icon of `data`); `task`, if given, must be the one it was trained for. Writes into `out`
-    (default: the checkpoint's folder). Returns the accuracy and the confusion matrix."""
+    (default: the checkpoint's folder); with `heads`, cls_heads.png too. Returns the accuracy
+    and the confusion matrix."""
     model, meta, task = load_checkpoint(checkpoint, task)
     dataset = load_dataset(data)
     trained_on = meta.get("dataset_fingerprint")
@@ -326,12 +447,13 @@ def evaluate(checkpoint, data, task=None, all_icons=False, out=None, log=print):
                                                              f"{acc:.1%}"),
              "mistakes.png": mistakes_figure(test_images, test_labels, y_true, y_pred, task),
              "cls_attention.png": attention_figure(model, test_images, test_labels)}
+    if heads:
+        plots["cls_heads.png"] = heads_view([(name, model)])[0]
     with Outputs(out) as outputs:  # the plots and their manifest entry change together
         outputs.manifest(out / "manifest.json", record, "runs", name, "eval")
         for filename, fig in plots.items():
             outputs.file(out / filename, figure_writer(fig))
-    log(f"wrote confusion_matrix.png, mistakes.png, cls_attention.png and the run's entry in "
-        f"manifest.json to {from_here(out)}/")
+    log(f"wrote {', '.join(plots)} and the run's entry in manifest.json to {from_here(out)}/")
     return acc, cm
 
 
@@ -347,13 +469,22 @@ def main(argv=None):
                     f"the one the checkpoint was trained on (default: {DATA})")
     ap.add_argument("--all", action="store_true", help="score every icon of --data, not the "
                     "test split: for a folder drawn with another --seed; draws no plots")
+    ap.add_argument("--heads", action="store_true", help="also draw cls_heads.png: [CLS]'s "
+                    f"attention over fresh icons (generator seed {gi.FRESH_SEED}, drawn in memory) "
+                    "in the model's most outline-bound and most inside-bound heads, as the "
+                    "attention lesson measures them (docs/lessons.md#attention)")
     ap.add_argument("--task", choices=list(TASKS),
                     help="refuse a checkpoint trained for another task (default: its own)")
     ap.add_argument("--out", help="where the plots and manifest entry go (default: beside the "
                     "checkpoint; for --all on the lab's own checkpoint, runs/lab/, so that "
                     "the committed manifest.json is left as it is)")
     args = ap.parse_args(argv)
+    if args.heads and args.all:
+        ap.error("--heads draws a figure and --all draws none: drop one of them")
     data = data_folder(args.data, DATA)  # a LabError: one line, no usage
+    if args.heads and load_checkpoint(args.checkpoint, args.task)[0].cfg.pool != "cls":
+        raise LabError(f"{printable(args.checkpoint)}: --heads draws [CLS]'s attention, and this "
+                       f"model has no [CLS] (trained with --pool mean); drop --heads")
     out = args.out
     if out is None and args.all and Path(args.checkpoint).absolute().parent.resolve() == LAB:
         # the lab's own model: its folder holds the committed results, and runs/<run>/ a
@@ -364,7 +495,7 @@ def main(argv=None):
         check_writable(Path(args.checkpoint).parent if out is None else out)
     except LabError as e:
         ap.error(f"--{'checkpoint' if out is None else 'out'} {e}")
-    evaluate(args.checkpoint, data, args.task, args.all, out)
+    evaluate(args.checkpoint, data, args.task, args.all, out, heads=args.heads)
 
 
 if __name__ == "__main__":

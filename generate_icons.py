@@ -41,6 +41,7 @@ from minimodel.grammar.verbs import PERSONS, TENSES, VERBS, class_id
 LAB = Path(__file__).resolve().parent
 DATA = LAB / "data"
 MAX_ICONS = 100_000  # 300 MB of pixels in memory while rendering
+FRESH_SEED = 1  # the seed of the fresh icons, which no run trains on (training icons use 0)
 SS = 4  # supersampling: each pixel averages SS × SS samples
 RADIUS = 11.0  # half the width of a shape, in pixels
 BACKGROUND = (30, 30, 36)

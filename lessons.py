@@ -35,6 +35,7 @@ import numpy as np
 import generate_icons as gi
 import sweep
 import vit
+from eval import HEADS_REACH, head_focus, heads_view, regions, times_bar, times_scale
 from minimodel import bench, grid
 from minimodel.files import (
     LabError,
@@ -52,7 +53,7 @@ from minimodel.grammar.tasks import FACTORS
 from minimodel.grammar.verbs import PERSONS, TENSES, VERBS
 from minimodel.transformer.block import TransformerBlock
 from train import MODEL_OPTIONS, cosine_lr, run_label
-from vit import SGD, TinyViT, ViTConfig, cross_entropy, n_parameters, pack, to_inputs
+from vit import SGD, TinyViT, ViTConfig, cross_entropy, n_parameters, pack
 
 LAB = Path(__file__).resolve().parent
 RESULTS = LAB / "results" / "lessons"
@@ -73,6 +74,7 @@ ABLATIONS = {  # one part changed: ViTConfig fields (as train.py options), and w
 PATCH_SIZES = (2, 4, 8, 16)  # 256, 64, 16, 4 patches
 PATCH_RUN, PATCH_EPOCHS = "full_factorised", 30  # a tenth of its 300: patch 2 is 6-8× a step
 ATTENTION_RUNS = ("tense", "tense_person", "full_factorised")
+HEAD_RUNS = {"tense_person": "15 classes", "full_factorised": "300 classes"}  # drawn head by head
 
 
 def options(overrides):
@@ -90,8 +92,8 @@ def plan_trainings(data, fresh, same):
         label = run_label(run, ViTConfig(**overrides))
         checkpoint = out / "checkpoint.npz"
         if sweep.done_by_this_code(out, label, want, same, ("eval_all",)) and (
-                not inspect or (out / "inspect.json").exists()):
-            return
+                not inspect or (out / "inspect.json").exists() and checkpoint.exists()):
+            return  # (a model looked inside keeps its checkpoint: the summary draws its heads)
         wrap = ["lessons.py", "--with-bug"] if bug else []
         steps = [[*wrap, "train.py", "--data", data, "--out", out, "--seed", seed, "--no-test",
                   *train_args, *options(overrides)],
@@ -141,47 +143,15 @@ def with_bug(argv):
 # --- inside a trained model: attention by region, position embeddings ----------------------------
 
 
-def regions(cfg, seed=sweep.FRESH_SEED, n=1000):
-    """For each fresh icon, each patch's region: 0 background, 1 the shape's outline (the
-    person), 2 inside the shape (the colour and the verb's texture) -> (n, N) ints."""
-    rows = []
-    for v, t, p, idx in gi.icon_list(n):
-        shape, _, _ = gi.render_masks(VERBS[v], TENSES[t], PERSONS[p], idx, seed=seed)
-        cover = vit.patchify(shape[None, :, :, None], cfg.patch_size).mean(axis=2)[0]  # (N,)
-        rows.append(np.where(cover < 0.02, 0, np.where(cover > 0.98, 2, 1)))
-    return np.array(rows)
-
-
-REGIONS = ("background", "outline", "inside")
-
-
 def inspect(checkpoint):
     """`lessons.py --inspect CHECKPOINT`: per block and head, how much of [CLS]'s attention
-    goes to each region's patches against their share (1 = uniform), on the fresh icons; and
-    the position embeddings' cosine similarity. -> inspect.json beside the checkpoint."""
+    goes to each region's patches against their share (1 = uniform), on the fresh icons
+    (eval.head_focus); and the position embeddings' cosine similarity. -> inspect.json beside
+    the checkpoint."""
     model, meta = TinyViT.load(checkpoint)
-    cfg = model.cfg
     images, _ = gi.render_dataset(1000, sweep.FRESH_SEED)
-    region = regions(cfg)  # (n, N)
-    shares = np.stack([(region == r).mean(axis=1) for r in range(3)], axis=1)  # (n, 3)
-    mass = np.zeros((cfg.n_blocks, cfg.n_heads, 3))
-    counted = np.zeros(3)
-    for start in range(0, len(images), 100):
-        model.forward(to_inputs(images[start:start + 100]))
-        r = region[start:start + 100]
-        s = shares[start:start + 100]
-        for b, block in enumerate(model.blocks):
-            att = block.att[:, :, 0, 1:]  # (n, H, N): [CLS]'s row, over the patches
-            att = att / att.sum(axis=-1, keepdims=True)
-            for k in range(3):
-                has = s[:, k] > 0
-                part = (att * (r == k)[:, None, :]).sum(axis=-1)  # (n, H)
-                mass[b, :, k] += (part[has] / s[has, k, None]).sum(axis=0)
-        counted += (shares[start:start + 100] > 0).sum(axis=0)
-    enrichment = mass / np.maximum(counted, 1)  # (blocks, heads, regions), 1 = uniform
-    found = {"run": meta["run"], "attention_vs_uniform": {REGIONS[k]: np.round(enrichment[..., k], 3).tolist()
-                                      for k in range(3)},
-             "icons_with_region": dict(zip(REGIONS, counted.astype(int).tolist()))}
+    ratios, counted = head_focus(model, images, regions(model.cfg))
+    found = {"run": meta["run"], "attention_vs_uniform": ratios, "icons_with_region": counted}
     if "pos" in model.params:
         pos = model.params["pos"][0, 1:].astype(np.float64)  # (N, d): the patches' rows
         pos /= np.linalg.norm(pos, axis=1, keepdims=True)
@@ -472,6 +442,8 @@ def patch_figure(times, path):
                 ax.annotate(f"patch {p}", (x, y), textcoords="offset points", xytext=(4, -12),
                             fontsize=8)
     ax.set_xscale("log")
+    ax.margins(x=0.12)  # room for the last point's label
+    plain_log(ax.xaxis)
     ax.set(xlabel="training step, ms (batch 32, this machine, log scale)",
            ylabel="fresh icons right (%)", title=f"Patch size: accuracy against cost "
            f"({PATCH_RUN}, {PATCH_EPOCHS} epochs at every size)")
@@ -511,23 +483,51 @@ def attention_figure(inside, path):
         for i, region in enumerate(("outline", "inside")):
             a = np.array(inside[run]["attention_vs_uniform"][region])  # (blocks, heads)
             ax = axes[i, j]
-            shown = ax.imshow(a, cmap="RdBu_r", norm=_log_norm(), aspect="auto")
-            for (b, h), v in np.ndenumerate(a):
-                ax.text(h, b, f"{v:.1f}", ha="center", va="center", fontsize=8)
+            shown = ax.imshow(a, cmap="RdBu_r", norm=times_scale(HEADS_REACH), aspect="auto")
+            for (b, h), v in np.ndenumerate(a):  # white on the dark ends of the scale
+                ax.text(h, b, f"{v:.2g}", ha="center", va="center", fontsize=8,
+                        color="white" if abs(math.log(max(v, 1e-3))) > math.log(4) else "black")
             ax.set(xlabel="head", ylabel="block", title=f"{run}: [CLS] → {region}")
             ax.set_xticks(range(a.shape[1]))
             ax.set_yticks(range(a.shape[0]))
-    fig.colorbar(shown, ax=axes, shrink=0.6, label="attention to the region ÷ its share of "
-                 "the patches (1 = uniform)")
-    fig.suptitle("Where each head of each block looks, on the 1000 fresh icons: the outline "
+    times_bar(fig, shown, axes, "attention to the region ÷ its share of the "
+              "patches (1 = uniform)", shrink=0.6, extend="both")
+    fig.suptitle("Where each head of each block looks, on the 1000 fresh icons:\nthe outline "
                  "carries the person, the inside the colour and the verb's texture")
     save_figure(fig, path)
 
 
-def _log_norm():
-    from matplotlib.colors import LogNorm
+def heads_figure(inside, path):
+    """The attention lesson's picture: HEAD_RUNS' most outline-bound and most inside-bound
+    heads over fresh icons (eval.heads_view), from their checkpoints, where each is here and is
+    the model its inspect.json describes; else the figure is left as it is, with a line why."""
+    runs = []
+    for run, name in HEAD_RUNS.items():
+        checkpoint = RESULTS / "inside" / run / "checkpoint.npz"
+        if run not in inside or not checkpoint.exists():
+            return print(f"{from_here(path)} left as it is: {from_here(checkpoint)} is not here "
+                         f"(checkpoints are not committed; `lessons.py` trains it again)")
+        runs.append((name, TinyViT.load(checkpoint)[0]))
+    fig, measured = heads_view(runs)
+    for run, ratios in zip(HEAD_RUNS, measured):
+        if ratios != inside[run]["attention_vs_uniform"]:
+            pyplot().close(fig)
+            return print(f"{from_here(path)} left as it is: {from_here(RESULTS / 'inside' / run)}"
+                         f"/checkpoint.npz is not the model its inspect.json measured")
+    save_figure(fig, path)
 
-    return LogNorm(vmin=1 / 8, vmax=8)
+
+def plain_log(axis):
+    """A log axis's tick labels in plain numbers (0.3, 2, 100, not 3×10⁻¹), at the ticks
+    matplotlib picks."""
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class Plain(LogFormatterSciNotation):
+        def __call__(self, x, pos=None):
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    axis.set_major_formatter(Plain())
+    axis.set_minor_formatter(Plain(labelOnlyBase=False))
 
 
 def text_figure(text, path):
@@ -539,6 +539,7 @@ def text_figure(text, path):
     ax.set(xlabel="step", ylabel="cross-entropy, next character (mean of 25 steps)",
            yscale="log", title=f"The same TransformerBlock, causal, on the verb forms as text "
            f"({text['seconds']:.0f} s)")
+    plain_log(ax.yaxis)
     ax.grid(alpha=0.3)
     ax.legend()
     save_figure(fig, path)
@@ -639,6 +640,7 @@ def summarise():
     if inside:
         position_figure(inside, RESULTS / "position_similarity.png")
         attention_figure(inside, RESULTS / "attention_heads.png")
+        heads_figure(inside, RESULTS / "cls_heads.png")
     if text:
         text_figure(text, RESULTS / "text_loss.png")
     DOC.parent.mkdir(parents=True, exist_ok=True)

@@ -68,7 +68,7 @@ def test_the_lessons_end_to_end_on_a_tiny_budget(monkeypatch, tmp_path, data_300
     assert np.array(inside["attention_vs_uniform"]["outline"]).shape == (4, 4)
     assert np.array(inside["position_cosine"]).shape == (64, 64)
     for png in ("ablations.png", "patch_size.png", "position_similarity.png",
-                "attention_heads.png", "text_loss.png"):
+                "attention_heads.png", "cls_heads.png", "text_loss.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG", png
     doc = (tmp_path / "lessons.md").read_text()
     assert "| no position embedding | 1 |" in doc and "| 8×8 | 16 |" in doc
