@@ -16,10 +16,11 @@ against the spec and docs/report.md's tables are written from them.
 """
 
 try:  # the lab's packages live in the environment uv makes; without it, say so in one line
-    import minimodel  # noqa: F401
+    from minimodel.start import quiet_start
 except ModuleNotFoundError as missing:
     raise SystemExit(f"error: {missing.name} is not installed for this Python; run the lab "
                      f"through uv: `uv run python sweep.py`") from None
+quiet_start(__name__)  # Ctrl-C from here on: one line, even while NumPy loads
 
 import argparse
 import io
@@ -116,7 +117,8 @@ ACCEPTANCE = {"tense": (80, "≥ 80% in ≤ 5 min"), "tense_person": (70, "≥ 7
 
 def script(*args):
     """Run one of the lab's scripts as a program; stop the sweep if it fails."""
-    done = subprocess.run([sys.executable, *map(str, args)], cwd=LAB, check=False)
+    done = subprocess.run([sys.executable, *map(str, args)], cwd=LAB, check=False,
+                          env=grid.child_env())
     if done.returncode:
         raise LabError(f"`{' '.join(map(str, args))}` failed (exit {done.returncode})")
 
