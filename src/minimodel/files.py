@@ -53,6 +53,32 @@ def as_typed(path, lab):
         else str(path)
 
 
+# eval.py's figures beside a checkpoint (a test checks that these are the ones it writes): a
+# training that replaces the run they scored removes them with it
+EVAL_FIGURES = ("confusion_matrix.png", "mistakes.png", "cls_attention.png")
+
+
+def committed(path, lab):
+    """Which of the lab's committed places `path` is: "the lab's top level" (the folder
+    itself), "data/" or "results/" (it or anything inside); None anywhere else (runs/, a
+    folder of the user's). Only the commands that reproduce them write there."""
+    path, lab = Path(path).resolve(), Path(lab).resolve()
+    if path == lab:
+        return "the lab's top level"
+    for name in ("data", "results"):
+        if path.is_relative_to(lab / name):
+            return f"{name}/"
+    return None
+
+
+def manifest_runs(path):
+    """The "runs" of manifest file `path` ({} if there is none), checked to be an object."""
+    runs = read_manifest(path).get("runs", {})
+    if not isinstance(runs, dict):
+        raise LabError(f"{printable(path)}: expected JSON objects along runs; fix or delete it")
+    return runs
+
+
 # ---------------------------------------------------------------------------- reading
 
 
@@ -259,6 +285,10 @@ class Outputs:
             tmp.unlink(missing_ok=True)
             raise OSError(e.errno, e.strerror, str(path)) from None
         self.steps.append(["move", str(tmp), str(path)])
+
+    def remove(self, path):
+        """Remove `path` (a file of an earlier run that the new one replaces) at the commit."""
+        self.steps.append(["remove", str(path)])
 
     def folder_swap(self, staged, final, is_own):
         """Stage a whole folder (already written at `staged`) to replace `final`, which may
