@@ -19,7 +19,8 @@ committed results at its top level; any other run goes to runs/<run>/ (never com
 after its task and what differs in its model (runs/tense-patch8/; runs/tense-patch8-seed2/ for
 seed 2), unless --out says otherwise. A folder holds one run: the same command again replaces
 its own run and says so; a folder holding another run is refused, naming the --out that keeps
-both (or --replace).
+both (or --replace). A run that would not fit the machine's free memory is refused before
+anything is built.
 """
 
 try:  # the lab's packages live in the environment uv makes; without it, say so in one line
@@ -43,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minimodel import diagnostics
+from minimodel import diagnostics, memory
 from minimodel.data import SPLITS, data_folder, load_dataset
 from minimodel.files import (
     EVAL_FIGURES,
@@ -475,6 +476,28 @@ def earlier_run(args, fingerprint, log=print):
                    f"--out {base}-{suffix}" + ("" if lab else ", or replace it with --replace"))
 
 
+def check_memory(cfg, batch, n_icons, resident, log=print):
+    """Refuse a run whose peak memory, estimated from its config, its batch and the dataset's
+    size (minimodel.memory), is more than the machine has for it: what is free, and what the
+    process holds already (`resident` bytes)."""
+    n_params = n_parameters(cfg)
+    need = memory.training_peak(cfg, batch, n_icons, n_params)
+    free = memory.free_memory()
+    if free is None:
+        log(f"(this machine does not say how much memory is free: the run's estimated peak, "
+            f"{memory.gigabytes(need)}, is not checked against it)")
+        return
+    room = free + resident
+    if need > room:
+        fits = memory.largest_batch(
+            lambda b: memory.training_peak(cfg, b, n_icons, n_params) <= room, batch)
+        lower = (f"lower --batch-size (at most {fits} fits)" if fits else
+                 "choose a larger --patch-size or a smaller --width, --mlp or --blocks")
+        raise LabError(f"this run would need about {memory.gigabytes(need)} of memory at its "
+                       f"peak ({cfg.n_tokens} tokens, {batch} icons a step), more than the "
+                       f"{memory.gigabytes(room)} this machine has for it; {lower}")
+
+
 def run(args, log=print):
     dataset = load_dataset(args.data)
     task = Task(args.task, args.head)
@@ -485,6 +508,8 @@ def run(args, log=print):
     check_coverage(dataset, task, idx["train"], args.data)
     cfg = args.config
     kept, stale, whole = earlier_run(args, dataset.fingerprint, log)
+    check_memory(cfg, min(args.batch_size, len(idx["train"])), len(dataset.labels),
+                 memory.BASE + dataset.images.nbytes, log)
     x = {part: to_inputs(dataset.images[i]) for part, i in idx.items()}
     model = TinyViT(cfg, seed=args.seed)
     name = args.run

@@ -1,13 +1,14 @@
 """Nothing a user or the lab made is replaced without a word (issue 40): a run folder holds one
-run, the lab's committed files are written only by the commands that reproduce them, "done"
-means done on the same icons, and an interrupt is one line at any moment. Each situation is
-made for real, in a lab of its own in a temporary folder."""
+run, the lab's committed files are written only by the commands that reproduce them, a run that
+would not fit the machine's memory is refused, and an interrupt is one line at any moment.
+Each situation is made for real, in a lab of its own in a temporary folder."""
 
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,9 @@ import eval as evaluate_script
 import generate_icons as gi
 import sweep
 import train
-from minimodel import files, grid, recipes
+from minimodel import files, grid, memory, recipes
 from minimodel.data import load_dataset
+from vit import ViTConfig, n_parameters
 
 LAB = Path(__file__).parents[1]
 SHORT = {**recipes.SPEC, "epochs": 1}  # the lab's run, one epoch: seconds, not minutes
@@ -238,6 +240,75 @@ def test_done_compares_the_icons_trained_and_scored_on(tmp_path):
 
 def test_icons_a_grid_has_not_drawn_yet_have_the_fingerprint_they_will_have(tmp_path, data_300):
     assert sweep.fingerprint_of(tmp_path / "not-yet", 300, 0) == load_dataset(data_300).fingerprint
+
+
+# ---------------------------------------------------------------- memory
+
+
+def test_a_run_past_the_machines_memory_is_refused_before_anything_is_built(
+        cli, data_60, tmp_path, monkeypatch):
+    monkeypatch.setattr(memory, "free_memory", lambda: 500 * 2**20)  # 500 MB free
+    monkeypatch.setattr(train, "TinyViT", None)  # were it built: a TypeError, no one line
+    err = one_line(cli, train.main, "--data", data_60, "--out", tmp_path / "o", "--patch-size",
+                   "2", "--batch-size", "4096")
+    cfg = ViTConfig(patch_size=2)
+    need = memory.training_peak(cfg, 42, 60, n_parameters(cfg))
+    assert f"this run would need about {memory.gigabytes(need)} of memory at its peak (257 " \
+           "tokens, 42 icons a step), more than the 600 MB this machine has for it; lower " \
+           "--batch-size (at most " in err
+    fits = int(err.split("at most ")[1].split()[0])
+    room = (500 + 100) * 2**20 + 60 * 32 * 32 * 3
+    assert 1 <= fits < 42 and memory.training_peak(cfg, fits, 60, n_parameters(cfg)) <= room \
+        < memory.training_peak(cfg, fits + 1, 60, n_parameters(cfg))
+    assert not list((tmp_path / "o").iterdir())
+
+
+def test_a_machine_that_does_not_say_its_memory_is_not_checked(data_60, tmp_path, monkeypatch,
+                                                               capsys):
+    monkeypatch.setattr(memory, "free_memory", lambda: None)
+    train.main(["--data", str(data_60), "--out", str(tmp_path), "--epochs", "1"])
+    assert "does not say how much memory is free" in capsys.readouterr().out
+
+
+def test_the_estimate_grows_with_the_batch_and_the_tokens_and_memory_is_read():
+    def peak(patch, batch):
+        cfg = ViTConfig(patch_size=patch)
+        return memory.training_peak(cfg, batch, 1000, n_parameters(cfg))
+
+    assert peak(2, 512) > 4 * peak(4, 512) > 4 * peak(8, 512) and peak(2, 512) > 8 * peak(2, 32)
+    assert 5 * 2**30 < peak(2, 512) < 7 * 2**30  # measured: 5.5 GB (docs/engineering.md)
+    assert peak(4, 32) < 300 * 2**20  # the lab's own run, on a laptop
+    assert memory.largest_batch(lambda b: b <= 37, 4096) == 37
+    assert memory.largest_batch(lambda b: False, 32) == 0
+    free = memory.free_memory()
+    assert free is None or free > 2**20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("patch", [8, 4, 2])
+def test_the_estimate_against_the_arrays_a_training_allocates(data_300, tmp_path, monkeypatch,
+                                                              patch):
+    """tracemalloc sees every NumPy array: their peak while training.train runs (its steps and
+    evaluations, the icons and parameters already there) against the estimate without the
+    interpreter's BASE. (GNU time's peaks of whole runs: docs/engineering.md.)"""
+    peak, real = [], train.train
+
+    def traced(*args, **kwargs):
+        tracemalloc.reset_peak()
+        history = real(*args, **kwargs)
+        peak.append(tracemalloc.get_traced_memory()[1])
+        return history
+
+    monkeypatch.setattr(train, "train", traced)
+    args = train.parse_args(["--data", str(data_300), "--out", str(tmp_path), "--epochs", "1",
+                             "--patch-size", str(patch), "--batch-size", "64"])
+    tracemalloc.start()
+    try:
+        train.run(args, log=lambda *a: None)
+    finally:
+        tracemalloc.stop()
+    estimate = memory.training_peak(args.config, 64, 300, n_parameters(args.config))
+    assert 0.95 * peak[0] <= estimate - memory.BASE <= 1.3 * peak[0], (peak, estimate)
 
 
 # ---------------------------------------------------------------- one line per interrupt
