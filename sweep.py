@@ -384,10 +384,11 @@ def scaling(sizes, seeds, runs, args):
     icons (generator seed FRESH_SEED) into results/scaling/<run>/n-<N>/seed-<k>/."""
     same = same_code(LAB)
     fresh, draw = fresh_icons()
+    fresh_icons_are = fingerprint_of(fresh, 1000, FRESH_SEED)
     todo, sizes_needed = [], set()
     for n in sizes:
         data = DATA_CACHE / f"n-{n}"
-        icons = {"train": fingerprint_of(data, n, 0), "fresh": fingerprint_of(fresh, 1000, FRESH_SEED)}
+        icons = {"train": fingerprint_of(data, n, 0), "fresh": fresh_icons_are}
         for seed in seeds:
             for run in runs:
                 out = SCALING / run / f"n-{n}" / f"seed-{seed}"
