@@ -183,6 +183,16 @@ def test_the_labs_files_are_written_only_by_the_commands_that_make_them(lab, cli
     assert everything(lab) == before
 
 
+def test_replace_never_replaces_the_labs_results(lab, cli, trained, data_300):
+    seed = shutil.copytree(trained(), lab / "results" / "tense" / "seed-0")
+    before = everything(seed)
+    err = one_line(cli, train.main, "--data", data_300, "--out", seed, "--epochs", "2",
+                   "--replace")
+    assert "holds another run of tense (epochs 1; this one: epochs 2)" in err
+    assert "(results/ holds the lab's committed results, which --replace never replaces)" in err
+    assert everything(seed) == before
+
+
 def test_fresh_scores_in_results_are_not_replaced_by_other_icons(lab, cli, trained, data_60,
                                                                   capsys):
     seed = shutil.copytree(trained(), lab / "results" / "tense" / "seed-0")
@@ -282,6 +292,35 @@ def test_the_estimate_grows_with_the_batch_and_the_tokens_and_memory_is_read():
     assert memory.largest_batch(lambda b: False, 32) == 0
     free = memory.free_memory()
     assert free is None or free > 2**20
+
+
+def test_free_memory_is_read_where_the_os_tells_it(tmp_path, monkeypatch):
+    """Linux: MemAvailable, or a cgroup's limit less its use (v2, or v1's memory controller);
+    macOS: the physical memory (sysctl); elsewhere None, and the run is not checked."""
+    proc, cgroups = tmp_path / "proc", tmp_path / "cgroup"
+    (proc / "self").mkdir(parents=True)
+    (proc / "meminfo").write_text("MemTotal:  8000000 kB\nMemAvailable:  6000000 kB\n")
+    (proc / "self" / "cgroup").write_text("0::/job\n")
+    assert memory._linux(proc, cgroups) == 6000000 * 1024  # no such cgroup files: no limit
+    (cgroups / "job").mkdir(parents=True)
+    (cgroups / "job" / "memory.max").write_text("max\n")
+    assert memory._linux(proc, cgroups) == 6000000 * 1024
+    (cgroups / "job" / "memory.max").write_text(f"{4 * 2**30}\n")
+    (cgroups / "job" / "memory.current").write_text(f"{2**30}\n")
+    assert memory._linux(proc, cgroups) == 3 * 2**30  # a container of 4 GB using 1
+    (proc / "self" / "cgroup").write_text("4:memory:/slurm/job1\n1:cpu:/\n")
+    v1 = cgroups / "memory" / "slurm" / "job1"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text(f"{2 * 2**30}\n")
+    (v1 / "memory.usage_in_bytes").write_text(f"{2**29}\n")
+    assert memory._linux(proc, cgroups) == 3 * 2**29
+    monkeypatch.setattr(memory.sys, "platform", "darwin")
+    monkeypatch.setattr(memory.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 0, stdout="17179869184\n"))
+    assert memory.free_memory() == 16 * 2**30
+    monkeypatch.setattr(memory.sys, "platform", "plan9")
+    monkeypatch.delattr(memory.os, "sysconf", raising=False)
+    assert memory.free_memory() is None
 
 
 @pytest.mark.slow

@@ -100,17 +100,27 @@ def free_memory():
         return None
 
 
-def _linux():
-    info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines()
+def _linux(proc=Path("/proc"), cgroups=Path("/sys/fs/cgroup")):
+    """MemAvailable, or less where this process's cgroup (a container, a job scheduler) has a
+    memory limit: cgroup v2 (memory.max) or v1 (memory.limit_in_bytes), less what it uses."""
+    info = dict(line.split(":", 1) for line in (proc / "meminfo").read_text().splitlines()
                 if ":" in line)
     free = int(info["MemAvailable"].split()[0]) * 1024
-    cgroup = Path("/sys/fs/cgroup")
-    try:  # a container's own limit (cgroup v2), less what it uses already
-        limit = (cgroup / "memory.max").read_text().strip()
-        if limit.isdigit():
-            free = min(free, int(limit) - int((cgroup / "memory.current").read_text()))
-    except (OSError, ValueError):
-        pass
+    try:
+        groups = (proc / "self" / "cgroup").read_text().splitlines()
+    except OSError:
+        return free
+    for line in groups:  # "0::/path" (v2), "4:memory:/path" (v1)
+        _, controllers, path = line.split(":", 2)
+        files = (("memory.max", "memory.current") if controllers == "" else
+                 ("memory.limit_in_bytes", "memory.usage_in_bytes")
+                 if "memory" in controllers.split(",") else None)
+        folder = cgroups / ("" if controllers == "" else "memory") / path.lstrip("/")
+        try:
+            limit, used = ((folder / f).read_text().strip() for f in files or ())
+            free = min(free, int(limit) - int(used))
+        except (OSError, ValueError):  # no such files, or "max": no limit
+            pass
     return free
 
 
