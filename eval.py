@@ -386,7 +386,7 @@ def check_folder(checkpoint, folder, data, task=None, all_icons=False, log=print
         if not own or set(runs) - {name} or entry is None or settings_in(entry) != (
                 meta.get("seed"), meta.get("dataset_fingerprint"), asdict(model.cfg)):
             held = ", ".join(printable(k) for k in runs) or "nothing yet"
-            raise LabError(f"{printable(checkpoint)}: not the checkpoint of the run in "
+            raise LabError(f"{from_here(checkpoint)}: not the checkpoint of the run in "
                            f"{from_here(folder)}/ ({held}); scoring it there would mix its "
                            f"figures and manifest entry with that run's; {elsewhere}")
     before = runs.get(name, {}).get("eval_all") if all_icons and isinstance(

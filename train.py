@@ -473,7 +473,10 @@ def earlier_run(args, fingerprint, log=print):
         return {}, scored, True
     base = from_here(args.own if lab else out)
     raise LabError(f"{here}: holds {what}, which this training would replace; keep both with "
-                   f"--out {base}-{suffix}" + ("" if lab else ", or replace it with --replace"))
+                   f"--out {base}-{suffix}" + (" (results/ holds the lab's committed results, "
+                                               "which --replace never replaces)"
+                                               if lab == "results/" else
+                                               ", or replace it with --replace"))
 
 
 def check_memory(cfg, batch, n_icons, resident, log=print):
