@@ -13,18 +13,21 @@ confusion_matrix.png, mistakes.png and cls_attention.png beside the checkpoint (
 cls_heads.png too) and adds the evaluation to that folder's manifest.json entry for the run. With
 --all it scores every icon of --data instead and records the result (as "eval_all"), drawing no
 plots: beside the checkpoint, or in runs/lab/ for the lab's own checkpoint, whose folder holds the
-committed results.
+committed results. A folder that holds a trained run takes only that run's evaluation, from its
+own checkpoint.npz: score a copied checkpoint elsewhere with --out.
 """
 
 try:  # the lab's packages live in the environment uv makes; without it, say so in one line
-    import minimodel  # noqa: F401
+    from minimodel.start import quiet_start
 except ModuleNotFoundError as missing:
     raise SystemExit(f"error: {missing.name} is not installed for this Python; run the lab "
                      f"through uv: `uv run python eval.py`") from None
+quiet_start(__name__)  # Ctrl-C from here on: one line, even while NumPy loads
 
 import argparse
 import math
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +40,10 @@ from minimodel.files import (
     Outputs,
     as_typed,
     check_writable,
+    committed,
     figure_writer,
     from_here,
+    manifest_runs,
     printable,
     pyplot,
     run_cli,
@@ -46,7 +51,7 @@ from minimodel.files import (
 from minimodel.grammar.tasks import FACTORS, HEADS, TASKS, Task
 from minimodel.grammar.verbs import PERSONS, TENSES, VERBS
 from minimodel.parallel import DataParallel
-from vit import TinyViT, to_inputs
+from vit import TinyViT, ViTConfig, to_inputs
 
 LAB = Path(__file__).resolve().parent
 DATA = LAB / "data"
@@ -495,7 +500,54 @@ def main(argv=None):
         check_writable(Path(args.checkpoint).parent if out is None else out)
     except LabError as e:
         ap.error(f"--{'checkpoint' if out is None else 'out'} {e}")
+    check_folder(Path(args.checkpoint), Path(args.checkpoint).parent if out is None else out,
+                 data, args.task, args.all)
     evaluate(args.checkpoint, data, args.task, args.all, out, heads=args.heads)
+
+
+def check_folder(checkpoint, folder, data, task=None, all_icons=False, log=print):
+    """Refuse to write a checkpoint's evaluation where it would mix with another run: a folder
+    that holds a trained run takes only the evaluation of that run, from its own
+    checkpoint.npz; the lab's top level only its own (never --all's scores); data/ none. In
+    results/ --all does not replace scores on other icons (elsewhere it says it does)."""
+    model, meta, task = load_checkpoint(checkpoint, task)  # (a bad checkpoint stops us here)
+    name, folder = run_of(checkpoint, meta, task), Path(folder)
+    runs, lab = manifest_runs(folder / "manifest.json"), committed(folder, LAB)
+    elsewhere = (f"send its outputs elsewhere with --out "
+                 f"{from_here(LAB / 'runs' / (checkpoint.stem if checkpoint.stem != 'checkpoint' else name))}")
+    if lab == "data/" or (lab and all_icons and lab != "results/"):
+        raise LabError(f"{from_here(folder)}/: {lab} holds the lab's committed "
+                       f"{'icons' if lab == 'data/' else 'results'}; {elsewhere}")
+    trained = {k: e for k, e in runs.items() if settings_in(e)}
+    if trained or lab == "the lab's top level":
+        entry = trained.get(name)
+        own = checkpoint.name == "checkpoint.npz" and \
+            checkpoint.absolute().parent.resolve() == folder.resolve()
+        if not own or set(runs) - {name} or entry is None or settings_in(entry) != (
+                meta.get("seed"), meta.get("dataset_fingerprint"), asdict(model.cfg)):
+            held = ", ".join(printable(k) for k in runs) or "nothing yet"
+            raise LabError(f"{from_here(checkpoint)}: not the checkpoint of the run in "
+                           f"{from_here(folder)}/ ({held}); scoring it there would mix its "
+                           f"figures and manifest entry with that run's; {elsewhere}")
+    before = runs.get(name, {}).get("eval_all") if all_icons and isinstance(
+        runs.get(name), dict) else None
+    if isinstance(before, dict) and before.get("fingerprint") != load_dataset(data).fingerprint:
+        if lab:
+            raise LabError(f"{from_here(folder)}/: holds this run's scores on other icons "
+                           f"({printable(before.get('folder'))}), part of the lab's committed "
+                           f"results; {elsewhere}")
+        log(f"replacing this run's scores on {printable(before.get('folder'))} (other icons) "
+            f"in {from_here(folder / 'manifest.json')}")
+
+
+def settings_in(entry):
+    """(seed, dataset fingerprint, config) of a trained run's manifest entry; None if it is not
+    one (an entry of scores only). What a checkpoint's metadata and config can be checked by."""
+    try:
+        cfg = {**asdict(ViTConfig()), **entry["config"]}
+        return entry["recipe"]["seed"], entry["dataset"]["fingerprint"], cfg
+    except (KeyError, TypeError):
+        return None
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
     uv run python generate_icons.py    # data/icons/*.png, labels.json, icons_sample.png
     uv run python generate_icons.py --out fresh --seed 1    # 1000 other icons, for scoring
 
+data/ holds the lab's committed icons: only the first command writes there (other icons need
+--out, outside the lab's top level, data/ and results/).
+
 Every icon is drawn in NumPy from its own seeded generator (4×4 supersampled, then averaged), so
 its pixels depend only on (seed, verb, tense, person, idx); Pillow writes the PNGs. The
 train/validation/test splits are drawn here too and written beside the labels (splits.json), so
@@ -10,10 +13,11 @@ train.py and eval.py read the same icons off the disk; src/minimodel/data.py rea
 """
 
 try:  # the lab's packages live in the environment uv makes; without it, say so in one line
-    import minimodel  # noqa: F401
+    from minimodel.start import quiet_start
 except ModuleNotFoundError as missing:
     raise SystemExit(f"error: {missing.name} is not installed for this Python; run the lab "
                      f"through uv: `uv run python generate_icons.py`") from None
+quiet_start(__name__)  # Ctrl-C from here on: one line, even while NumPy loads
 
 import argparse
 import json
@@ -30,7 +34,9 @@ from minimodel.files import (
     Outputs,
     check_only_own,
     check_writable,
+    committed,
     figure_writer,
+    from_here,
     pyplot,
     read_file,
     read_manifest,
@@ -367,6 +373,22 @@ def draw_splits(labels):
 # ---------------------------------------------------------------------------- main
 
 
+def check_places(out, manifest, seed, n):
+    """The lab's committed files are written only by the commands that reproduce them: data/
+    (and the dataset entry of the lab's manifest.json) by this script with its defaults, and
+    nothing of this script's anywhere else in the top level, data/ or results/."""
+    own = out.resolve() == DATA.resolve()
+    if own and (seed, n) != (0, 1000):
+        raise LabError(f"{from_here(out)}/ holds the lab's committed icons (seed 0, 1000 icons), "
+                       f"which only the default command draws; write these elsewhere with --out "
+                       f"(e.g. --out fresh)")
+    for option, path, folder in (("--out", out, out), ("--manifest", manifest, manifest.parent)):
+        lab = committed(folder, LAB)
+        if lab and not (own and path.resolve() in (DATA.resolve(), LAB / "manifest.json")):
+            raise LabError(f"{option} {from_here(path)}: in {lab}, which holds the lab's "
+                           f"committed files; choose a folder of your own (e.g. --out fresh)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         description="Render the grammar icons (colour = tense, shape = person, pattern = verb).")
@@ -384,6 +406,7 @@ def main(argv=None):
                  f"{args.n}")
     if not 0 <= args.seed < 2**32:
         ap.error(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
+    check_places(Path(args.out), Path(args.manifest), args.seed, args.n)
     for folder in (args.out, Path(args.manifest).parent):
         try:
             check_writable(folder)

@@ -15,10 +15,11 @@ ViT-Base's size, the text model) is computed as the summary runs. Outputs: resul
 """
 
 try:  # the lab's packages live in the environment uv makes; without it, say so in one line
-    import minimodel  # noqa: F401
+    from minimodel.start import quiet_start
 except ModuleNotFoundError as missing:
     raise SystemExit(f"error: {missing.name} is not installed for this Python; run the lab "
                      f"through uv: `uv run python lessons.py`") from None
+quiet_start(__name__)  # Ctrl-C from here on: one line, even while NumPy loads
 
 import argparse
 import importlib
@@ -41,6 +42,7 @@ from minimodel.files import (
     LabError,
     atomic_write,
     from_here,
+    manifest_runs,
     printable,
     pyplot,
     read_manifest,
@@ -83,15 +85,16 @@ def options(overrides):
             for a in (option, str(overrides[field]))]
 
 
-def plan_trainings(data, fresh, same):
-    """Every lesson's trainings still to do -> [grid.Training]."""
+def plan_trainings(data, fresh, same, icons):
+    """Every lesson's trainings still to do (not done by this code, on the icons of
+    fingerprints `icons`: sweep.done_by_this_code) -> [grid.Training]."""
     todo = []
 
     def add(what, out, run, seed, overrides, epochs=None, bug=False, inspect=False):
         train_args, want = sweep.final(run, epochs or sweep.recipe(run)["epochs"])
         label = run_label(run, ViTConfig(**overrides))
         checkpoint = out / "checkpoint.npz"
-        if sweep.done_by_this_code(out, label, want, same, ("eval_all",)) and (
+        if sweep.done_by_this_code(out, label, want, same, icons, ("eval_all",)) and (
                 not inspect or (out / "inspect.json").exists() and checkpoint.exists()):
             return  # (a model looked inside keeps its checkpoint: the summary draws its heads)
         wrap = ["lessons.py", "--with-bug"] if bug else []
@@ -306,14 +309,23 @@ def text_lesson(steps=None, batch=64, lr=0.3, seed=0):
 # --- reading the results ---------------------------------------------------------------------------
 
 
+LEFT_OUT = {}  # manifest -> the line saying why the summary left it out, said at its end
+ICONS = None  # the fingerprint of the icons whose results the summary reads (main sets it)
+FIELDS = {"training_seconds": sweep.NUMBER, "eval_all.accuracy": sweep.NUMBER,
+          "eval_all.factor_accuracy": dict}  # what the tables and figures read
+
+
 def entry_of(folder):
-    """The one run entry of a folder's manifest, or None if it is not there or not scored."""
+    """The one run entry of a folder's manifest as the summary reads it (sweep.checked_entry:
+    there, scored, of the right types, trained on the icons ICONS), or None, with the reason
+    kept in LEFT_OUT."""
     path = folder / "manifest.json"
-    if not path.exists():
-        return None
-    runs = read_manifest(path).get("runs", {})
-    entry = next(iter(runs.values()), None) if len(runs) == 1 else None
-    return entry if isinstance(entry, dict) and "eval_all" in entry else None
+    try:
+        runs = manifest_runs(path) if path.is_file() else {}
+    except LabError:  # (checked_entry says what is wrong with it)
+        runs = {}
+    return sweep.checked_entry(path, next(iter(runs)) if len(runs) == 1 else None, FIELDS,
+                               say=lambda line: LEFT_OUT.setdefault(path, line), icons=ICONS)
 
 
 def scores(folders):
@@ -330,7 +342,7 @@ def scores(folders):
 
 
 def baseline(run):
-    return [LAB / "results" / run / f"seed-{k}" for k in range(SEEDS)]
+    return [sweep.RESULTS / run / f"seed-{k}" for k in range(SEEDS)]
 
 
 def variants(run, names=tuple(ABLATIONS)):
@@ -611,9 +623,13 @@ def headlines(extra, inside, text):
     return "\n".join(lines)
 
 
-def summarise():
+def summarise(icons=None):
     """Figures into results/lessons/, tables into docs/lessons.md, from what results/lessons/
-    holds (and what needs no training, computed now)."""
+    holds of the icons of fingerprint `icons` (and what needs no training, computed now); every
+    seed left out is named. (For other icons than the lab's, DOC is None: tables printed.)"""
+    global ICONS
+    ICONS = icons
+    LEFT_OUT.clear()
     extra_path = RESULTS / "computed.json"
     extra = read_manifest(extra_path)
     extra.update(nearest_colour=nearest_colour(), scale=scale())
@@ -643,8 +659,15 @@ def summarise():
         heads_figure(inside, RESULTS / "cls_heads.png")
     if text:
         text_figure(text, RESULTS / "text_loss.png")
-    DOC.parent.mkdir(parents=True, exist_ok=True)
     tables["lines"] = headlines(extra, inside, text)
+    for line in sorted(LEFT_OUT.values()):
+        print(line)
+    if DOC is None:
+        print("\n\n".join(f"lessons:{key}\n{table}" for key, table in tables.items()))
+        print(f"wrote the figures to {from_here(RESULTS)}/; docs/lessons.md and the README are "
+              f"the lab's, left as they are")
+        return
+    DOC.parent.mkdir(parents=True, exist_ok=True)
     for path in (DOC, README):
         doc = path.read_text()
         for key, table in tables.items():
@@ -728,23 +751,31 @@ def main(argv=None):
                     "commands, one a line, for any scheduler (then run --summary)")
     ap.add_argument("--jobs", type=int, default=grid.default_jobs(),
                     help=f"trainings at once (default here: {grid.default_jobs()})")
-    ap.add_argument("--data", default=str(LAB / "data"), help="folder made by "
-                    "generate_icons.py (default: the lab's data/)")
+    ap.add_argument("--data", default=str(sweep.DATA), help="folder made by "
+                    "generate_icons.py (default: the lab's data/; the lessons of other icons go "
+                    "to runs/results-<folder>-<fingerprint>/lessons/)")
     ap.add_argument("--inspect", metavar="CHECKPOINT", help=argparse.SUPPRESS)  # a grid step
     args = ap.parse_args(argv)
     if args.inspect:
         return inspect(Path(args.inspect))
     if not 1 <= args.jobs <= 256:
         ap.error(f"--jobs must be between 1 and 256, got {args.jobs}")
+    data = Path(args.data).resolve()
+    root, icons = sweep.results_for(data)
+    if root is not None:  # other icons than the lab's: their lessons under runs/ too
+        global RESULTS, DOC, README
+        sweep.move_results(root)
+        RESULTS, DOC, README = root / "lessons", None, None
     if not args.summary:
         fresh, draw = sweep.fresh_icons()
-        todo = plan_trainings(Path(args.data).resolve(), fresh, same_code(LAB))
+        todo = plan_trainings(data, fresh, same_code(LAB), {
+            "train": icons, "fresh": sweep.fingerprint_of(fresh, 1000, sweep.FRESH_SEED)})
         if not args.plan:  # first, while the machine is quiet: the step times are compared
             measure_untrained(RESULTS / "computed.json")
         sweep.execute(todo, args, before=[draw])
         if args.plan:
             return
-    summarise()
+    summarise(icons)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ unless told --replace. The lab itself, a folder inside it or around it is refuse
 """
 
 try:  # the lab's packages live in the environment uv makes; without it, say so in one line
-    import minimodel  # noqa: F401
+    from minimodel.start import quiet_start
 except ModuleNotFoundError as missing:
     raise SystemExit(f"error: {missing.name} is not installed for this Python; run the lab "
                      f"through uv: `uv run python student_edition.py`") from None
+quiet_start(__name__)  # Ctrl-C from here on: one line, even while NumPy loads
 
 import argparse
 import hashlib

@@ -8,18 +8,20 @@ trained on train + validation, scored once on the test icons and on 1000 fresh i
     uv run python sweep.py --plan          # the trainings still to do, as commands
 
 Every grid is resumable: a (run, seed) already done by the same training code (train.py's
-`training_code` fingerprint, or one results/same_code.json records as giving the same weights)
-and the same recipe is skipped. Each training runs train.py and eval.py as programs, `--jobs` at
+`training_code` fingerprint, or one results/same_code.json records as giving the same weights),
+the same recipe and the same icons (their fingerprints) is skipped. results/ holds the lab's
+results, made on its data/; a sweep of other icons (--data) writes under runs/results-.../. Each training runs train.py and eval.py as programs, `--jobs` at
 once. The selection keeps its figures in results/selection.json (the test icons are not scored:
 train.py --no-test); the finals go to results/<run>/seed-<seed>/manifest.json; the README's table
 against the spec and docs/report.md's tables are written from them.
 """
 
 try:  # the lab's packages live in the environment uv makes; without it, say so in one line
-    import minimodel  # noqa: F401
+    from minimodel.start import quiet_start
 except ModuleNotFoundError as missing:
     raise SystemExit(f"error: {missing.name} is not installed for this Python; run the lab "
                      f"through uv: `uv run python sweep.py`") from None
+quiet_start(__name__)  # Ctrl-C from here on: one line, even while NumPy loads
 
 import argparse
 import io
@@ -36,11 +38,15 @@ from pathlib import Path
 
 import generate_icons as gi
 from minimodel import grid
+from minimodel.data import fingerprint, load_dataset
 from minimodel.files import (
     LabError,
     Outputs,
     atomic_write,
+    committed,
     figure_writer,
+    from_here,
+    manifest_runs,
     printable,
     pyplot,
     read_manifest,
@@ -52,8 +58,10 @@ from minimodel.files import (
 from minimodel.recipes import recipe
 
 LAB = Path(__file__).resolve().parent
+DATA = LAB / "data"  # the lab's icons, on which results/ is made
 RESULTS = LAB / "results"
 SELECTION = RESULTS / "selection.json"
+SELECT_RUNS = LAB / "runs" / "select"  # each candidate training's own folder
 FRESH_SEED = gi.FRESH_SEED  # the icons' generator seed for the fresh test set
 SELECT_SEEDS = 3  # seeds 0..2 score each candidate on the validation icons
 
@@ -117,7 +125,8 @@ ACCEPTANCE = {"tense": (80, "≥ 80% in ≤ 5 min"), "tense_person": (70, "≥ 7
 
 def script(*args):
     """Run one of the lab's scripts as a program; stop the sweep if it fails."""
-    done = subprocess.run([sys.executable, *map(str, args)], cwd=LAB, check=False)
+    done = subprocess.run([sys.executable, *map(str, args)], cwd=LAB, check=False,
+                          env=grid.child_env())
     if done.returncode:
         raise LabError(f"`{' '.join(map(str, args))}` failed (exit {done.returncode})")
 
@@ -129,6 +138,43 @@ def fresh_icons():
     """The fresh icons' folder and the command that draws them."""
     out = DATA_CACHE / f"fresh-seed{FRESH_SEED}"
     return out, ["generate_icons.py", "--out", out, "--seed", FRESH_SEED]
+
+
+def fingerprint_of(folder, n=None, seed=None):
+    """The dataset fingerprint of the icons in `folder`; for icons a grid draws itself
+    (generate_icons.py --n n --seed seed) and has not yet, of those it will draw, rendered in
+    memory (about 1.5 s a thousand icons)."""
+    folder = Path(folder)
+    if n is None or (folder / "labels.json").exists():
+        return load_dataset(folder).fingerprint
+    import generate_icons  # (a script, for its renderer: only when the icons are not drawn yet)
+
+    print(f"# drawing the {n} icons of {from_here(folder)} in memory, to know their "
+          f"fingerprint", flush=True)
+    images, labels = generate_icons.render_dataset(n, seed)
+    return fingerprint(images, labels, generate_icons.draw_splits(labels))
+
+
+def results_for(data):
+    """Where a sweep of the icons in `data` keeps its results: None (RESULTS, as it is) for the
+    lab's icons (DATA, or a copy: the same fingerprint), else runs/results-<folder>-<fingerprint>/,
+    since results/ holds the lab's results, committed. -> (folder or None, the fingerprint)"""
+    mine, lab = fingerprint_of(Path(data).resolve()), Path(DATA).resolve()
+    try:
+        theirs = fingerprint_of(lab) if Path(data).resolve() != lab else mine
+    except LabError:  # no readable icons of the lab's: these are not its
+        theirs = None
+    return (None if mine == theirs else
+            LAB / "runs" / f"results-{Path(data).name}-{mine[:8]}"), mine
+
+
+def move_results(root):
+    """Point the grids and summaries at `root`, another icons' results folder (None: stay)."""
+    global RESULTS, SELECTION, SELECT_RUNS
+    if root is not None:
+        print(f"# these icons are not the lab's data/: their results go to {from_here(root)}/, "
+              f"and the README and docs/ are left as they are", flush=True)
+        RESULTS, SELECTION, SELECT_RUNS = root, root / "selection.json", root / "select"
 
 
 def execute(trainings, args, before=(), on_done=None):
@@ -172,36 +218,39 @@ def select(data, runs, args):
     own folder under runs/select/, so trainings run by another scheduler are picked up too)."""
     tried = read_selection()
     same = same_code(LAB)
+    icons = fingerprint_of(Path(data).resolve())
     todo, where = [], {}
     for run in runs:
         for label in CANDIDATES[run]:
             for seed in range(SELECT_SEEDS):
                 known = tried.get(run, {}).get(label, {})
-                if (known.get("seeds", {}).get(str(seed), {}).get("training_code") in same
+                done = known.get("seeds", {}).get(str(seed), {})
+                if (done.get("training_code") in same and done.get("dataset") == icons
                         and known["args"] == CANDIDATES[run][label]):
                     continue
-                out = LAB / "runs" / "select" / run / label.replace(", ", "-").replace(" ", "") \
+                out = SELECT_RUNS / run / label.replace(", ", "-").replace(" ", "") \
                     / f"seed-{seed}"
                 training = grid.Training(f"{run}: {label}, seed {seed}", [[
                     "train.py", "--data", data, "--out", out, "--seed", seed, "--no-test",
                     *CANDIDATES[run][label]]], out)
                 where[out] = (run, label, seed)
-                if not record_selection(tried, training, where, same):
+                if not record_selection(tried, training, where, same, icons):
                     todo.append(training)
-    execute(todo, args, on_done=lambda t: record_selection(tried, t, where, same))
+    execute(todo, args, on_done=lambda t: record_selection(tried, t, where, same, icons))
     for run in runs:
         label = choose(tried[run])
         print(f"{run}: {label} (validation {tried[run][label]['val_mean']:.1f}%)")
 
 
-def record_selection(tried, training, where, same):
+def record_selection(tried, training, where, same, icons):
     """Add a finished candidate training's validation figures to selection.json -> whether
-    its folder held one (of this code and these arguments)."""
+    its folder held one (of this code, these arguments and the icons of fingerprint icons)."""
     run, label, seed = where[training.out]
     args = CANDIDATES[run][label]
     path = training.out / "manifest.json"
     entry = read_manifest(path).get("runs", {}).get(run, {}) if path.exists() else {}
     if (entry.get("environment", {}).get("training_code") not in same
+            or entry.get("dataset", {}).get("fingerprint") != icons
             or entry.get("command", [])[-len(args):] != args):
         return False
     curve = [e["val_accuracy"] for e in rows(entry["per_epoch"])]
@@ -215,7 +264,7 @@ def record_selection(tried, training, where, same):
         "cpu": entry["environment"]["cpu"],
         "blas_kernel": entry["environment"]["blas"]["kernel"],
         "git_commit": entry["environment"]["git_commit"],
-        "training_code": entry["environment"]["training_code"]}
+        "training_code": entry["environment"]["training_code"], "dataset": icons}
     write_selection(tried)
     return True
 
@@ -257,18 +306,27 @@ def summarise_selection(tried):
 # --- the final runs: train + validation, the test icons scored once ------------------------------
 
 
-def done_by_this_code(out, run, want, same, scored=("eval", "eval_all")):
+def done_by_this_code(out, run, want, same, icons, scored=("eval", "eval_all")):
     """Whether `out` holds a finished run of this code (or of code `same` holds as giving the
     same weights: files.same_code), trained as the recipe `want` says ({epochs, lr, ...}: what
-    its manifest records) and scored as `scored` asks."""
+    its manifest records) on the icons of fingerprint icons["train"], and scored as `scored`
+    asks (--all on the icons of fingerprint icons["fresh"]). A run of other icons is refused:
+    this grid would replace it with another."""
     path = out / "manifest.json"
     if not path.exists():
         return False
-    entry = read_manifest(path).get("runs", {})  # (unreadable: one line, before any training)
-    entry = entry.get(run) if isinstance(entry, dict) else None
+    entry = manifest_runs(path).get(run)  # (unreadable: one line, before any training)
     if not isinstance(entry, dict):
         return False
     trained, env = entry.get("recipe"), entry.get("environment")
+    on = {"train": (entry.get("dataset") or {}).get("fingerprint"),
+          "fresh": (entry.get("eval_all") or {"fingerprint": icons["fresh"]}).get("fingerprint")}
+    other = [part for part in on if on[part] != icons[part]]
+    if other:
+        raise LabError(f"{printable(path)}: {'trained' if other[0] == 'train' else 'scored'} on "
+                       f"other icons ({str(on[other[0]])[:8]}…) than this grid's "
+                       f"({icons[other[0]][:8]}…), which would replace them; if the icons "
+                       f"changed on purpose, delete {printable(out)} to train it again")
     return (isinstance(trained, dict) and isinstance(env, dict)
             and env.get("training_code") in same
             and all(trained.get(k) == v for k, v in want.items())
@@ -288,11 +346,13 @@ def sweep(seeds, runs, data, args):
     fresh icons, into results/<run>/seed-<k>/."""
     same = same_code(LAB)
     fresh, draw = fresh_icons()
+    icons = {"train": fingerprint_of(Path(data).resolve()),
+             "fresh": fingerprint_of(fresh, 1000, FRESH_SEED)}
     todo = []
     for seed in seeds:
         for run in runs:
             out, (train_args, want) = RESULTS / run / f"seed-{seed}", final(run)
-            if not done_by_this_code(out, run, want, same):
+            if not done_by_this_code(out, run, want, same, icons):
                 checkpoint = out / "checkpoint.npz"  # (never committed: .gitignore)
                 todo.append(grid.Training(f"{run}, seed {seed}", [
                     ["train.py", "--data", data, "--out", out, "--seed", seed, *train_args],
@@ -325,14 +385,16 @@ def scaling(sizes, seeds, runs, args):
     icons (generator seed FRESH_SEED) into results/scaling/<run>/n-<N>/seed-<k>/."""
     same = same_code(LAB)
     fresh, draw = fresh_icons()
+    fresh_icons_are = fingerprint_of(fresh, 1000, FRESH_SEED)
     todo, sizes_needed = [], set()
     for n in sizes:
         data = DATA_CACHE / f"n-{n}"
+        icons = {"train": fingerprint_of(data, n, 0), "fresh": fresh_icons_are}
         for seed in seeds:
             for run in runs:
                 out = SCALING / run / f"n-{n}" / f"seed-{seed}"
                 train_args, want = final(run, same_steps(run, n))
-                if not done_by_this_code(out, run, want, same, ("eval_all",)):
+                if not done_by_this_code(out, run, want, same, icons, ("eval_all",)):
                     sizes_needed.add(n)
                     todo.append(grid.Training(f"{run}, {n} icons, seed {seed}", [
                         ["train.py", "--data", data, "--out", out, "--seed", seed, "--no-test",
@@ -353,13 +415,14 @@ def per_verb_form(entry):
     return entry["split_sizes"]["train"] / (300 - HELD_OUT_FORMS * (entry["split"] == "combos"))
 
 
-def scaling_points():
+def scaling_points(expected=()):
     """What results/scaling/ holds, by dataset size N: {run: {N: [fresh % per seed]}}, the
     same for training seconds, {run: {N: training icons per verb form}} and {N: epochs ×
     training icons} (of the runs that see every form). For the unseen combinations, fresh % is
-    on the fresh icons of the forms it never saw."""
+    on the fresh icons of the forms it never saw. A manifest of `expected` that is missing is
+    named as left out."""
     points, seconds, per_form, shown = {}, {}, {}, {}
-    for path in sorted(SCALING.glob("*/n-*/seed-*/manifest.json")):
+    for path in sorted(set(expected) | set(SCALING.glob("*/n-*/seed-*/manifest.json"))):
         run, n = path.parents[2].name, path.parents[1].name.removeprefix("n-")
         entry = checked_entry(path, run, SCALING_FIELDS)
         if entry is None or not n.isdigit():
@@ -509,10 +572,10 @@ def scaling_text(points, seconds, per_form, shown):
             "\n".join(textwrap.fill(a, 100, subsequent_indent="  ") for a in answers))
 
 
-def scaling_summary():
+def scaling_summary(expected=()):
     """The README's scaling paragraph and results/scaling.png (a figure), from
-    results/scaling/ -> (text, figure)."""
-    points, seconds, per_form, shown = scaling_points()
+    results/scaling/ (naming the manifests of `expected` that are missing) -> (text, figure)."""
+    points, seconds, per_form, shown = scaling_points(expected)
     return scaling_text(points, seconds, per_form, shown), scaling_plot(points, per_form)
 
 
@@ -524,10 +587,14 @@ FINAL_FIELDS = {**SCALING_FIELDS, "test_accuracy": NUMBER, "split_sizes.test": i
                 "eval.mistakes": list}
 
 
-def checked_entry(path, run, fields, say=print):
+def checked_entry(path, run, fields, say=print, icons=None):
     """The entry of `run` in the results manifest `path`, with every field the summaries read
-    (`fields`: dotted name -> type) there and of its type; else None, and one line said on why
-    it is left out (unreadable, trained but not scored, or a field of the wrong type)."""
+    (`fields`: dotted name -> type) there and of its type, trained on the icons of fingerprint
+    `icons` (if given); else None, and one line said on why it is left out (missing,
+    unreadable, trained but not scored, a field of the wrong type, other icons)."""
+    if not (path.exists() or path.is_symlink()):
+        say(f"left out: {path}: missing (not trained yet, or deleted)")
+        return None
     try:
         runs = read_manifest(path).get("runs")
     except LabError as e:
@@ -551,16 +618,25 @@ def checked_entry(path, run, fields, say=print):
                 f"{'number' if kind is NUMBER else kind.__name__}; retrain that seed (delete "
                 f"its folder) or restore the file from git")
             return None
+    trained_on = entry["dataset"].get("fingerprint") if isinstance(entry.get("dataset"),
+                                                                  dict) else None
+    if icons is not None and trained_on != icons:
+        say(f"left out: {path}: trained on other icons ({str(trained_on)[:8]}…) than --data's "
+            f"({icons[:8]}…)")
+        return None
     return entry
 
 
-def collect():
-    """{run: [manifest entry of each seed]}, from results/<run>/seed-*/manifest.json; a seed
-    whose manifest cannot be read as the summary needs it is named and left out."""
+def collect(seeds=range(5), icons=None):
+    """{run: [manifest entry of each seed]}, from results/<run>/seed-*/manifest.json (`seeds`
+    at least); a seed whose manifest is missing or cannot be read as the summary needs it, or
+    that was trained on other icons than those of fingerprint `icons`, is named and left
+    out."""
     found = {}
     for run in RUNS:
-        for path in sorted((RESULTS / run).glob("seed-*/manifest.json")):
-            entry = checked_entry(path, run, FINAL_FIELDS)
+        expected = {RESULTS / run / f"seed-{k}" / "manifest.json" for k in seeds}
+        for path in sorted(expected | set((RESULTS / run).glob("seed-*/manifest.json"))):
+            entry = checked_entry(path, run, FINAL_FIELDS, icons=icons)
             if entry is not None:
                 found.setdefault(run, []).append(entry)
     return found
@@ -600,7 +676,9 @@ def table(found, tried):
         label = CHOSEN[run]
         fresh = [100 * a for a in map(fresh_accuracy, entries) if a is not None]
         rows.append(
-            f"| {run}{' †' * bool(others[run])} | {label} | {mean_range(tried[run][label]['val'])} | {len(entries)} | "
+            f"| {run}{' †' * bool(others[run])} | {label} | "
+            f"{mean_range(tried[run][label]['val']) if label in tried.get(run, {}) else '—'} | "
+            f"{len(entries)} | "
             f"{sizes['train']}/{sizes['test']} | "
             f"{mean_range([100 * e['test_accuracy'] for e in entries])} | "
             f"{mean_range(fresh) if fresh else '—'} | "
@@ -702,10 +780,11 @@ def plot(found):
     return fig
 
 
-def summarise():
-    """The results table, the selection table and results/seeds.png, from every manifest read
-    and checked first; then all written at one point."""
-    found = collect()
+def summarise(seeds, icons):
+    """The results table, the selection table and results/seeds.png, from every manifest (of
+    seeds `seeds` at least, trained on the icons of fingerprint `icons`) read and checked
+    first; then all written at one point."""
+    found = collect(seeds, icons)
     if not found:
         raise LabError(f"{RESULTS}: no readable results/<run>/seed-*/manifest.json; run the "
                        f"sweep first")
@@ -722,7 +801,7 @@ def commit(files, texts):
     """Write `files` ({path: write(f)}) and each {marker key: text} between its markers (in
     README.md or docs/report.md), all at one point: a failure before it changes none."""
     docs = {}
-    for key, text in texts.items():
+    for key, text in texts.items() if RESULTS == LAB / "results" else ():  # (else: printed)
         name, begin, finish = MARKERS[key]
         doc = docs.get(name) or (LAB / name).read_text()
         start, end = doc.find(begin), doc.find(finish)
@@ -745,6 +824,11 @@ def redraw_all(folders):
     folders = [Path(f) for f in folders] or sorted(
         p.parent for p in RESULTS.rglob("seed-*/manifest.json"))
     for folder in folders:
+        if committed(folder, LAB) == "the lab's top level":
+            raise LabError(f"{printable(folder)}: the lab's top level, whose committed loss.png, "
+                           f"accuracy.png and diagnostics.png train.py draws step by step (a "
+                           f"manifest keeps epochs only); point --plots to a folder of your own "
+                           f"holding a copy of its manifest.json")
         if not (folder / "manifest.json").is_file():
             raise LabError(f"{printable(folder)}: no manifest.json there; point to a folder "
                            f"train.py wrote")
@@ -833,8 +917,9 @@ def main(argv=None):
     ap.add_argument("--runs", nargs="+", choices=list(RUNS),
                     help=f"which runs (default: all; with --scaling: {' '.join(SCALING_RUNS)}, "
                     f"and {COMBOS} may be added)")
-    ap.add_argument("--data", default=str(LAB / "data"), help="folder made by "
-                    "generate_icons.py (default: the lab's data/)")
+    ap.add_argument("--data", default=str(DATA), help="folder made by generate_icons.py "
+                    "(default: the lab's data/; the results of other icons go to "
+                    "runs/results-<folder>-<fingerprint>/)")
     ap.add_argument("--summary", action="store_true", help="only rebuild the table and plot")
     ap.add_argument("--select", action="store_true", help=f"train the candidate recipes "
                     f"(seeds 0..{SELECT_SEEDS - 1}) and write their validation accuracy to "
@@ -871,18 +956,22 @@ def main(argv=None):
         if not set(runs) <= {*SCALING_RUNS, COMBOS}:
             ap.error(f"--scaling trains the 300-class runs ({', '.join([*SCALING_RUNS, COMBOS])}), "
                      f"not {', '.join(sorted(set(runs) - {*SCALING_RUNS, COMBOS}))}")
-        scaling(sizes, range(min(args.seeds, SCALING_SEEDS)), runs, args)
+        seeds = range(min(args.seeds, SCALING_SEEDS))
+        scaling(sizes, seeds, runs, args)
         if not args.plan:
-            text, fig = scaling_summary()
+            text, fig = scaling_summary([SCALING / run / f"n-{n}" / f"seed-{k}" / "manifest.json"
+                                         for run in runs for n in sizes for k in seeds])
             commit({RESULTS / "scaling.png": figure_writer(fig)}, {"scaling": text})
         return None
     runs = args.runs or list(RUNS)
+    root, icons = results_for(args.data)
+    move_results(root)
     if args.select:
         return select(args.data, runs, args)
     if not args.summary:
         sweep(range(args.seeds), runs, args.data, args)
     if not args.plan:
-        summarise()
+        summarise(range(args.seeds), icons)
 
 
 if __name__ == "__main__":

@@ -16,18 +16,24 @@ accuracy.png, diagnostics.png, and this run's entry in manifest.json.
 
 Where: the default run (the spec's recipe and model on the lab's data) reproduces the lab's
 committed results at its top level; any other run goes to runs/<run>/ (never committed), named
-after its task and what differs in its model (runs/tense-patch8/), unless --out says otherwise.
+after its task and what differs in its model (runs/tense-patch8/; runs/tense-patch8-seed2/ for
+seed 2), unless --out says otherwise. A folder holds one run: the same command again replaces
+its own run and says so; a folder holding another run is refused, naming the --out that keeps
+both (or --replace). A run that would not fit the machine's free memory is refused before
+anything is built.
 """
 
 try:  # the lab's packages live in the environment uv makes; without it, say so in one line
-    import minimodel  # noqa: F401
+    from minimodel.start import quiet_start
 except ModuleNotFoundError as missing:
     raise SystemExit(f"error: {missing.name} is not installed for this Python; run the lab "
                      f"through uv: `uv run python train.py`") from None
+quiet_start(__name__)  # Ctrl-C from here on: one line, even while NumPy loads
 
 import argparse
 import math
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -37,21 +43,25 @@ from pathlib import Path
 
 import numpy as np
 
-from minimodel import diagnostics
+from minimodel import diagnostics, memory
 from minimodel.data import SPLITS, data_folder, load_dataset
 from minimodel.files import (
+    EVAL_FIGURES,
     LabError,
     Outputs,
     as_typed,
     check_writable,
     columns,
+    committed,
     figure_writer,
     from_here,
+    manifest_runs,
     printable,
     pyplot,
     read_manifest,
     rows,
     run_cli,
+    same_code,
     training_code,
 )
 from minimodel.grammar.tasks import FACTORS, HEADS, TASKS, Task, run_name
@@ -369,7 +379,12 @@ def parse_args(argv):
                     "scoring the test icons: for choosing a recipe (sweep.py --select)")
     ap.add_argument("--out", help="where the checkpoint, plots and manifest.json go (default: "
                     "the lab's top level for the default run, which reproduces the committed "
-                    "results; runs/<run>/ for any other)")
+                    "results; runs/<run>/ for any other, runs/<run>-seed<k>/ for a seed other "
+                    "than 0)")
+    ap.add_argument("--replace", action="store_true", help="replace the run --out holds even "
+                    "if it is another one (its checkpoint, plots, evaluation and manifest "
+                    "entries); never in results/ or at the lab's top level. The same run again "
+                    "is replaced without it")
     args = ap.parse_args(argv)
     args.command = [typed(a) for a in (sys.argv[1:] if argv is None else argv)]
     args.data = data_folder(args.data, DATA)  # a LabError: one line, no usage
@@ -392,11 +407,19 @@ def parse_args(argv):
     for name in chosen:  # what the options leave unsaid, the recipe says
         if getattr(args, name) is None:
             setattr(args, name, chosen[name])
-    if args.out is None:  # the lab's own run writes the lab's figures; any other, runs/<run>/
-        same = (args.run == "tense" and args.data == DATA and not args.no_test
-                and args.seed == SEED and args.train_on == "train"
-                and all(getattr(args, k) == v for k, v in SPEC.items()))
-        args.out = LAB if same else LAB / "runs" / args.run
+    # the lab's own run writes the lab's figures; any other, runs/<run>/, with its seed
+    labs = (args.run == "tense" and args.data.resolve() == DATA.resolve() and not args.no_test
+            and args.seed == SEED and args.train_on == "train"
+            and all(getattr(args, k) == v for k, v in SPEC.items()))
+    own = args.own = LAB / "runs" / (args.run + (f"-seed{args.seed}" if args.seed != SEED else ""))
+    where = None if args.out is None else committed(args.out, LAB)
+    if args.out is None:
+        args.out = LAB if labs else own
+    elif where == "data/" or (where == "the lab's top level" and not labs):
+        raise LabError(f"--out {printable(args.out)}: {where} holds the lab's committed "
+                       f"{'icons' if where == 'data/' else 'results'}, which only "
+                       f"{'generate_icons.py' if where == 'data/' else 'the default run'} "
+                       f"writes; leave out --out and this run goes to {from_here(own)}/")
     for name in ("epochs", "batch_size", "lr"):
         if not getattr(args, name) > 0:  # (also refuses nan)
             ap.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
@@ -444,6 +467,105 @@ def rounded(value):
     return [rounded(v) for v in value] if isinstance(value, list) else value
 
 
+def recipe_of(args):
+    """A run's recipe, as its manifest entry records it."""
+    return {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+            "schedule": "cosine, per step", "optimizer": "SGD", "momentum": MOMENTUM,
+            "shift": args.shift, "seed": args.seed, "train_on": args.train_on, "base": args.recipe}
+
+
+def settings(entry):
+    """What makes a run the run it is, read off its manifest entry: task, head, split, model,
+    recipe (not the name of the one it started from) and dataset fingerprint; None if the entry
+    does not say. (Entries from before the model's switches have none: the defaults.)"""
+    try:
+        return {"task": entry["task"], "head": entry["head"], "split": entry["split"],
+                **{k: getattr(ViTConfig(), k) for k in SWITCHES}, **entry["config"],
+                **{k: v for k, v in entry["recipe"].items() if k != "base"},
+                "dataset": entry["dataset"]["fingerprint"]}
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def earlier_run(args, fingerprint, log=print):
+    """What --out holds, read before anything is built -> (the evaluation entries to keep, the
+    files to remove at the commit, whether the manifest's runs are replaced whole).
+
+    A folder holds one run. Holding this run (the same settings: the same command again, or a
+    sweep redoing a seed), it is replaced, said, and its evaluation kept where this code trains
+    the same weights, else removed with it. Holding another (or what no entry describes), the
+    run is refused with the --out that keeps both, or with --replace replaces it whole, except
+    where only the lab's own commands write (results/, and the top level but for its run)."""
+    out, name = Path(args.out), args.run
+    runs = manifest_runs(out / "manifest.json")
+    if not runs and not (out / "checkpoint.npz").exists():
+        return {}, [], False
+    here = f"{from_here(out)}/"
+    scored = [f for f in EVAL_FIGURES if (out / f).exists()]
+    mine = settings({"task": args.task, "head": args.head, "split": args.split,
+                     "config": asdict(args.config), "recipe": recipe_of(args),
+                     "dataset": {"fingerprint": fingerprint}})
+    entry = runs.get(name) if list(runs) == [name] else None
+    theirs = settings(entry)
+    if theirs == mine:
+        env = entry.get("environment")
+        if isinstance(env, dict) and env.get("training_code") in same_code(LAB):
+            log(f"replacing the earlier run {name} in {here} (the same settings and training "
+                f"code, so the same weights: its evaluation is kept)")
+            return {k: entry[k] for k in ("eval", "eval_all") if k in entry}, [], False
+        log(f"replacing the earlier run {name} in {here} (the same settings, other training "
+            f"code: its evaluation goes with it; score it again with eval.py)")
+        return {}, scored, False
+    if theirs is not None:
+        differ = [k for k in mine if theirs.get(k) != mine[k]]
+
+        def shown(values):
+            return ", ".join(f"{k.replace('_', '-')} "
+                             f"{str(values.get(k))[:8] + '…' if k == 'dataset' else values.get(k)}"
+                             for k in differ[:4])
+
+        what = f"another run of {name} ({shown(theirs)}; this one: {shown(mine)})"
+        suffix = "-".join(f"data-{args.data.name}" if k == "dataset" else
+                          re.sub(r"[^A-Za-z0-9.]", "", f"{k}{mine[k]}") for k in differ[:3])
+    else:
+        what = (f"the run{'s' * (len(runs) > 1)} {printable(', '.join(runs))}" if set(runs) - {name}
+                else f"a run of {name} whose manifest entry does not say how it was trained"
+                if runs else "a checkpoint.npz that no manifest.json entry describes")
+        suffix = "2"
+    lab = committed(out, LAB)
+    if args.replace and lab in (None, "the lab's top level"):  # (the top level: its own run)
+        log(f"replacing {what} in {here} (--replace)")
+        return {}, scored, True
+    base = from_here(args.own if lab else out)
+    raise LabError(f"{here}: holds {what}, which this training would replace; keep both with "
+                   f"--out {base}-{suffix}" + (" (results/ holds the lab's committed results, "
+                                               "which --replace never replaces)"
+                                               if lab == "results/" else
+                                               ", or replace it with --replace"))
+
+
+def check_memory(cfg, batch, n_icons, resident, log=print):
+    """Refuse a run whose peak memory, estimated from its config, its batch and the dataset's
+    size (minimodel.memory), is more than the machine has for it: what is free, and what the
+    process holds already (`resident` bytes)."""
+    n_params = n_parameters(cfg)
+    need = memory.training_peak(cfg, batch, n_icons, n_params)
+    free = memory.free_memory()
+    if free is None:
+        log(f"(this machine does not say how much memory is free: the run's estimated peak, "
+            f"{memory.gigabytes(need)}, is not checked against it)")
+        return
+    room = free + resident
+    if need > room:
+        fits = memory.largest_batch(
+            lambda b: memory.training_peak(cfg, b, n_icons, n_params) <= room, batch)
+        lower = (f"lower --batch-size (at most {fits} fits)" if fits else
+                 "choose a larger --patch-size or a smaller --width, --mlp or --blocks")
+        raise LabError(f"this run would need about {memory.gigabytes(need)} of memory at its "
+                       f"peak ({cfg.n_tokens} tokens, {batch} icons a step), more than the "
+                       f"{memory.gigabytes(room)} this machine has for it; {lower}")
+
+
 def run(args, log=print):
     dataset = load_dataset(args.data)
     task = Task(args.task, args.head)
@@ -452,8 +574,11 @@ def run(args, log=print):
     if args.train_on == "train+val":  # a final model: the recipe was chosen on these icons
         idx["train"], idx["val"] = np.concatenate([idx["train"], idx["val"]]), idx["val"][:0]
     check_coverage(dataset, task, idx["train"], args.data)
-    x = {part: to_inputs(dataset.images[i]) for part, i in idx.items()}
     cfg = args.config
+    kept, stale, whole = earlier_run(args, dataset.fingerprint, log)
+    check_memory(cfg, min(args.batch_size, len(idx["train"])), len(dataset.labels),
+                 memory.BASE + dataset.images.nbytes, log)
+    x = {part: to_inputs(dataset.images[i]) for part, i in idx.items()}
     model = TinyViT(cfg, seed=args.seed)
     name = args.run
     sizes = {part: len(i) for part, i in idx.items()}
@@ -474,10 +599,7 @@ def run(args, log=print):
     record = {
         "task": args.task, "head": args.head, "split": args.split, "command": args.command,
         "n_classes": len(task.class_names), "config": asdict(cfg),
-        "recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                   "schedule": "cosine, per step", "optimizer": "SGD", "momentum": MOMENTUM,
-                   "shift": args.shift, "seed": args.seed, "train_on": args.train_on,
-                   "base": args.recipe},
+        "recipe": recipe_of(args),
         "dataset": {"folder": as_typed(args.data, LAB), "fingerprint": dataset.fingerprint,
                     "n_icons": len(dataset.labels)},
         "split_sizes": sizes,
@@ -490,6 +612,7 @@ def run(args, log=print):
         "per_epoch": columns([rounded({k: v for k, v in h.items() if k != "step_losses"})
                               for h in history]),
         "environment": environment(),
+        **kept,  # the evaluation of the same weights, when the same run is trained again
     }
     out = Path(args.out)
     meta = {"task": args.task, "head": args.head, "split": args.split, "run": name,
@@ -497,7 +620,12 @@ def run(args, log=print):
     drawn = figures(history, f"TinyViT, {name}", len(task.class_names), test_acc,
                     cfg.n_tokens)
     with Outputs(out) as outputs:  # checkpoint, plots and manifest change together, or not
-        outputs.manifest(out / "manifest.json", record, "runs", name)
+        if whole:  # --replace: the folder's other runs go
+            outputs.manifest(out / "manifest.json", {name: record}, "runs")
+        else:
+            outputs.manifest(out / "manifest.json", record, "runs", name)
+        for filename in stale:  # the evaluation of a checkpoint this one replaces
+            outputs.remove(out / filename)
         outputs.file(out / "checkpoint.npz", lambda f: model.write(f, meta))
         for filename, fig in drawn.items():
             outputs.file(out / filename, figure_writer(fig))

@@ -310,7 +310,7 @@ def test_generate_usage_errors(cli, tmp_path):
 @pytest.mark.slow
 def test_diverging_run_stops_and_keeps_the_previous_files(cli, data, previous):
     before = snapshot(previous)
-    code, err = cli(train.main, "--data", data, "--out", previous, "--lr", "100")
+    code, err = cli(train.main, "--data", data, "--out", previous, "--lr", "100", "--replace")
     assert code == 2 and ", step " in err and ("not finite" in err or "loss is" in err)
     assert "try a lower --lr" in err
     assert snapshot(previous) == before
@@ -339,8 +339,8 @@ def test_interrupted_run_exits_cleanly_and_keeps_the_previous_files(data_300, pr
     before = snapshot(previous)
     proc = subprocess.Popen(  # 20 epochs of 210 icons: seconds, long after the signal
         [sys.executable, "-c", CTRL_C_REACHES, str(LAB / "train.py"), "--data", str(data_300),
-         "--out", str(previous)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=LAB)
+         "--out", str(previous), "--replace"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, cwd=LAB)
     for line in proc.stdout:  # wait until training is under way
         if line.startswith("epoch  1/"):
             break

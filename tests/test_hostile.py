@@ -96,7 +96,7 @@ def test_a_full_disk_while_saving_names_the_file_and_keeps_the_old_outputs(
 
     monkeypatch.setattr(train, "figure_writer", no_space)
     before = snapshot(previous)
-    code, err = cli(train.main, "--data", data, "--out", previous, "--epochs", 1)
+    code, err = cli(train.main, "--data", data, "--out", previous, "--epochs", 1, "--replace")
     assert code == 1 and err == f"error: {previous / 'loss.png'}: No space left on device\n"
     assert snapshot(previous) == before
     assert not [p for p in previous.iterdir() if p.name.startswith(".")]  # nothing staged left
@@ -137,7 +137,7 @@ def test_a_run_killed_during_its_save_leaves_one_consistent_run(data_60, trained
         out = shutil.copytree(trained("--seed", 1), tmp_path / f"k{k}")  # an earlier run
         runs[out] = seed, subprocess.Popen(
             [sys.executable, "-c", kill_at, str(k), "--data", str(data_60), "--out", str(out),
-             "--epochs", "1", "--seed", "2"], cwd=LAB, stdout=subprocess.DEVNULL,
+             "--epochs", "1", "--seed", "2", "--replace"], cwd=LAB, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
     for out, (seed, proc) in runs.items():
         assert proc.wait(timeout=120) == -signal.SIGKILL, out.name

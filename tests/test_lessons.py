@@ -1,6 +1,7 @@
 """lessons.py: the lessons end to end on a tiny budget, and the pieces that need no training."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -42,9 +43,13 @@ def test_phrases_and_regions():
 
 
 @pytest.mark.slow
-def test_the_lessons_end_to_end_on_a_tiny_budget(monkeypatch, tmp_path, data_300):
-    """One seed, one epoch, 300 icons: every lesson trains, is scored and looked inside, and the
-    figures and tables are written from what it wrote."""
+def test_the_lessons_end_to_end_on_a_tiny_budget(monkeypatch, tmp_path, data_300, capsys):
+    """One seed, one epoch, 300 icons (a lab's of its own, in tmp_path): every lesson trains, is
+    scored and looked inside, and the figures and tables are written from what it wrote; the
+    summary names every seed it left out."""
+    data = shutil.copytree(data_300, tmp_path / "data")
+    monkeypatch.setattr(sweep, "DATA", data)
+    monkeypatch.setattr(sweep, "RESULTS", tmp_path / "results")
     monkeypatch.setattr(lessons, "RESULTS", tmp_path / "lessons")
     monkeypatch.setattr(lessons, "SEEDS", 1)
     monkeypatch.setattr(lessons, "PATCH_SIZES", (4, 8))
@@ -56,7 +61,7 @@ def test_the_lessons_end_to_end_on_a_tiny_budget(monkeypatch, tmp_path, data_300
         shutil.copyfile(LAB / name, tmp_path / Path(name).name)
     monkeypatch.setattr(lessons, "DOC", tmp_path / "lessons.md")
     monkeypatch.setattr(lessons, "README", tmp_path / "README.md")
-    lessons.main(["--data", str(data_300), "--jobs", "1"])
+    lessons.main(["--data", str(data), "--jobs", "1"])
     out = tmp_path / "lessons"
     for name in lessons.ABLATIONS:
         for run in lessons.ABLATION_RUNS:
@@ -77,5 +82,14 @@ def test_the_lessons_end_to_end_on_a_tiny_budget(monkeypatch, tmp_path, data_300
     assert "- **Position** ([more](docs/lessons.md#position))" in readme
     assert "- **A bug the accuracy hides**" in readme
     before = sorted(p.stat().st_mtime_ns for p in out.rglob("manifest.json"))
-    lessons.main(["--data", str(data_300)])  # all done: nothing trained again
+    lessons.main(["--data", str(data)])  # all done: nothing trained again
     assert sorted(p.stat().st_mtime_ns for p in out.rglob("manifest.json")) == before
+    (out / "blocks1" / "tense" / "seed-0" / "manifest.json").unlink()
+    capsys.readouterr()
+    lessons.main(["--data", str(data), "--summary"])
+    left = [line.replace(os.sep, "/") for line in capsys.readouterr().out.splitlines()
+            if line.startswith("left out: ")]
+    assert any(line.endswith("blocks1/tense/seed-0/manifest.json: missing (not trained yet, "
+                             "or deleted)") for line in left)
+    assert any("results/tense/seed-0/manifest.json: missing" in line for line in left)  # finals
+    assert "| one block, tense task | — |" in (tmp_path / "lessons.md").read_text()

@@ -30,7 +30,7 @@ def test_experiments_go_to_runs_and_the_default_run_to_the_top_level(monkeypatch
     assert train.parse_args([]).out == tmp_path  # the README's first command
     assert train.parse_args(["--epochs", "5"]).out == tmp_path / "runs" / "tense"
     assert train.parse_args(["--seed", "1", "--task", "full", "--head", "factorised"]).out == \
-        tmp_path / "runs" / "full_factorised"
+        tmp_path / "runs" / "full_factorised-seed1"  # a seed other than 0: a folder of its own
     assert train.parse_args(["--data", str(tmp_path)]).out == tmp_path / "runs" / "tense"
     assert str(train.parse_args(["--epochs", "5", "--out", str(tmp_path / "x")]).out) == \
         str(tmp_path / "x")

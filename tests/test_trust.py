@@ -23,9 +23,10 @@ LAB = Path(__file__).parents[1]
 
 @pytest.fixture
 def results(tmp_path, monkeypatch):
-    """A copy of the lab's results for the tense and tense_person runs, its selection and its
-    README, where sweep.py reads and writes them."""
+    """A copy of the lab's results for the tense and tense_person runs, its selection, its
+    README and its icons (what the results were trained on), where sweep.py reads them."""
     lab = tmp_path / "lab"
+    shutil.copytree(LAB / "data", lab / "data")
     for run in ("tense", "tense_person"):
         shutil.copytree(LAB / "results" / run, lab / "results" / run)
     for name in ("results/selection.json", "results/same_code.json", "README.md",
@@ -33,6 +34,7 @@ def results(tmp_path, monkeypatch):
         (lab / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(LAB / name, lab / name)
     monkeypatch.setattr(sweep, "LAB", lab)
+    monkeypatch.setattr(sweep, "DATA", lab / "data")
     monkeypatch.setattr(sweep, "RESULTS", lab / "results")
     monkeypatch.setattr(sweep, "SELECTION", lab / "results" / "selection.json")
     monkeypatch.setattr(sweep, "RUNS", {k: sweep.RUNS[k] for k in ("tense", "tense_person")})
@@ -65,6 +67,23 @@ def test_the_summary_leaves_out_what_it_cannot_trust_and_says_so(results, capsys
     assert "| tense_person † |" in report and "seed 4" in report.split("† trained by")[1]
     assert "| tense (5) | spec |" in (results.parent / "README.md").read_text()
     assert (results / "seeds.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_summary_names_every_seed_it_left_out(results, capsys):
+    """A seed deleted, and one trained on other icons: named, the table made of the rest."""
+    shutil.rmtree(results / "tense" / "seed-3")
+    m = json.loads((results / "tense" / "seed-1" / "manifest.json").read_text())
+    m["runs"]["tense"]["dataset"]["fingerprint"] = "0" * 64
+    (results / "tense" / "seed-1" / "manifest.json").write_text(json.dumps(m))
+    sweep.main(["--summary"])
+    left = [line.replace(os.sep, "/") for line in capsys.readouterr().out.splitlines()
+            if line.startswith("left out: ")]
+    assert left[0].endswith("tense/seed-1/manifest.json: trained on other icons (00000000…) "
+                            "than --data's (439a1e94…)")
+    assert left[1].endswith("tense/seed-3/manifest.json: missing (not trained yet, or deleted)")
+    assert len(left) == 2
+    assert "| tense | spec | 99.7 (99.0–100.0) | 3 |" in (results.parent / "docs" /
+                                                         "report.md").read_text()
 
 
 def test_a_bad_selection_file_stops_the_summary_before_anything_is_drawn(results, cli):

@@ -22,6 +22,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from minimodel import start
+
 
 class LabError(ValueError):
     """A mistake in the user's input: reported as one line, exit status 2."""
@@ -49,6 +51,32 @@ def as_typed(path, lab):
     path = Path(path).resolve()
     return path.relative_to(lab).as_posix() if path.is_relative_to(lab) and path != lab \
         else str(path)
+
+
+# eval.py's figures beside a checkpoint (a test checks that these are the ones it writes): a
+# training that replaces the run they scored removes them with it
+EVAL_FIGURES = ("confusion_matrix.png", "mistakes.png", "cls_attention.png")
+
+
+def committed(path, lab):
+    """Which of the lab's committed places `path` is: "the lab's top level" (the folder
+    itself), "data/" or "results/" (it or anything inside); None anywhere else (runs/, a
+    folder of the user's). Only the commands that reproduce them write there."""
+    path, lab = Path(path).resolve(), Path(lab).resolve()
+    if path == lab:
+        return "the lab's top level"
+    for name in ("data", "results"):
+        if path.is_relative_to(lab / name):
+            return f"{name}/"
+    return None
+
+
+def manifest_runs(path):
+    """The "runs" of manifest file `path` ({} if there is none), checked to be an object."""
+    runs = read_manifest(path).get("runs", {})
+    if not isinstance(runs, dict):
+        raise LabError(f"{printable(path)}: expected JSON objects along runs; fix or delete it")
+    return runs
 
 
 # ---------------------------------------------------------------------------- reading
@@ -258,6 +286,10 @@ class Outputs:
             raise OSError(e.errno, e.strerror, str(path)) from None
         self.steps.append(["move", str(tmp), str(path)])
 
+    def remove(self, path):
+        """Remove `path` (a file of an earlier run that the new one replaces) at the commit."""
+        self.steps.append(["remove", str(path)])
+
     def folder_swap(self, staged, final, is_own):
         """Stage a whole folder (already written at `staged`) to replace `final`, which may
         hold only files this script writes (`is_own(name)`): anything else is refused."""
@@ -440,6 +472,18 @@ def _interrupt(_signum, _frame):
     raise KeyboardInterrupt
 
 
+_interrupted = []
+
+
+def _interrupt_once(_signum, _frame):
+    """A script's Ctrl-C and SIGTERM: a KeyboardInterrupt, once. A second signal while the
+    first unwinds (Ctrl-C pressed twice, or the SIGTERM a sweep sends its training after the
+    terminal's Ctrl-C reached both) is ignored, so that the one line is said whole."""
+    if not _interrupted:
+        _interrupted.append(True)
+        raise KeyboardInterrupt
+
+
 # what an output that cannot show a character (an ASCII or cp1252 console) gets instead
 PLAIN = {"→": "->", "←": "<-", "—": "-", "–": "-", "×": "x", "≥": ">=", "≤": "<=", "…": "...",
          "·": ".", "÷": "/", "±": "+-", "²": "^2", "³": "^3", "√": "sqrt", "≈": "~", "★": "*",
@@ -466,8 +510,14 @@ def plain_output():
 def run_cli(main, argv=None):
     """Run a script's main(argv) as a user should see it: a LabError, an OS error or an
     interrupt (Ctrl-C, or SIGTERM, treated alike) ends it with one line on stderr; output
-    falls back to plain characters where the console cannot show ours."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    falls back to plain characters where the console cannot show ours. (Before it, while the
+    script imports, minimodel.start's handler does the same.)"""
+    if signal.getsignal(signal.SIGTERM) is start.starting:  # a script run as a program
+        for s in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(s) is start.starting:  # (not a SIGINT ignored from the start)
+                signal.signal(s, _interrupt_once)
+    else:  # main called inside another program (a test)
+        signal.signal(signal.SIGTERM, _interrupt)
     plain_output()
     try:
         main(argv)
@@ -483,8 +533,8 @@ def run_cli(main, argv=None):
               "dataset", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as e:
-        print("interrupted after this run's files were saved" if e.args else
-              "interrupted: files from before this run are as they were", file=sys.stderr)
+        start.interrupted("interrupted after this run's files were saved" if e.args == ("saved",)
+                          else f"interrupted: {e.args[0]}" if e.args else start.INTERRUPTED)
         sys.exit(130)
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

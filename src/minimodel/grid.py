@@ -21,6 +21,7 @@ from pathlib import Path
 
 from minimodel.files import LabError, from_here, printable
 from minimodel.parallel import cpu_count
+from minimodel.start import IN_GRID
 
 CORES_PER_TRAINING = 2  # the data-parallel step's two shards
 
@@ -60,15 +61,21 @@ def plan(trainings, lab, before=()):
         print(training.command(lab))
 
 
+def child_env(cores=None):
+    """The environment of a grid's child: told that its grid, not it, says "interrupted" (one
+    line for a whole sweep), and given its share of the cores, if any."""
+    return {**os.environ, IN_GRID: "1"} | ({"MINIMODEL_CORES": str(cores)} if cores else {})
+
+
 def run_all(trainings, lab, jobs=1, on_done=None, logs=None):
     """Run the trainings, `jobs` at once, each limited to its share of the cores. One line a
     finished training, with an ETA over the whole grid; on_done(training) after each, in this
     thread. With jobs > 1 each training's output goes to a log file under `logs`. A failed
     step, or Ctrl-C, stops every child (a training cut short commits nothing: train.py and
-    eval.py write at one point) and raises."""
+    eval.py write at one point) and raises; Ctrl-C as a KeyboardInterrupt that says so."""
     if not trainings:
         return
-    env = {**os.environ, "MINIMODEL_CORES": str(max(1, cpu_count() // jobs))}
+    env = child_env(max(1, cpu_count() // jobs))
     live, stopping, lock = set(), threading.Event(), threading.Lock()
 
     def run(n, training):
@@ -113,11 +120,15 @@ def run_all(trainings, lab, jobs=1, on_done=None, logs=None):
                 if jobs == 1 and finished < len(trainings):
                     print(f"[{finished + 1}/{len(trainings)}] "
                           f"{trainings[finished].what}", flush=True)
-    except BaseException:
+    except BaseException as e:
         stopping.set()
         with lock:
             for child in live:
                 child.terminate()  # SIGTERM: the scripts treat it as Ctrl-C
+        if isinstance(e, KeyboardInterrupt):
+            raise KeyboardInterrupt(f"{finished} of {len(trainings)} trainings finished and "
+                                    f"saved; one cut short saved all of its files or none; the "
+                                    f"same command resumes") from None
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
