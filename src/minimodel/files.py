@@ -53,9 +53,9 @@ def as_typed(path, lab):
         else str(path)
 
 
-# eval.py's figures beside a checkpoint (a test checks that these are the ones it writes): a
-# training that replaces the run they scored removes them with it
-EVAL_FIGURES = ("confusion_matrix.png", "mistakes.png", "cls_attention.png")
+# eval.py's figures beside a checkpoint (a test checks that these are the ones it writes; the
+# last with --heads only): a training that replaces the run they scored removes them with it
+EVAL_FIGURES = ("confusion_matrix.png", "mistakes.png", "cls_attention.png", "cls_heads.png")
 
 
 def committed(path, lab):
