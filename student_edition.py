@@ -314,11 +314,12 @@ def make(out, solved="", replace=False, log=print):
     return out
 
 
-# measured on a 2-core AMD EPYC (NumPy 2.4, OpenBLAS), 2026-12-01, with the solution filled in:
-# `uv run pytest -m block_x` as a whole command (uv's start included), and the lab's first command
-TIMES = {"b": "6 s", "c": "2.5 s", "d": "1.6 s", "e": "1.5 s",
-         "train": "about 15 s of training, about 25 s for the whole first command",
-         "machine": "a 2-core AMD EPYC"}
+# measured on a 2-core AMD EPYC without AVX-512 (NumPy 2.4, OpenBLAS's Haswell kernel),
+# 2026-12-06, quiet, with the solution filled in: `uv run pytest -m block_x` as a whole command
+# (uv's start included), and the lab's first command in a fresh clone
+TIMES = {"b": "7 s", "c": "4 s", "d": "2.5 s", "e": "2 s",
+         "train": "about 45 s of training, about 60 s in all",
+         "machine": "a 2-core AMD EPYC (2026-12-06, nothing else running)"}
 
 
 def main(argv=None):
