@@ -208,7 +208,10 @@ def test_a_link_where_it_writes_is_refused(cli, course, tmp_path):
     outside = tmp_path / "outside.py"
     outside.write_text("not the edition's\n")
     (course / "vit.py").unlink()
-    (course / "vit.py").symlink_to(outside)
+    try:
+        (course / "vit.py").symlink_to(outside)
+    except OSError:  # Windows without the right to make links
+        pytest.skip("this system makes no symbolic links")
     refused_edition(cli, course, "vit.py")
     assert outside.read_text() == "not the edition's\n"
 
