@@ -357,9 +357,10 @@ def test_the_estimate_against_the_arrays_a_training_allocates(data_300, tmp_path
 
 # a Python that starts a script as the shell would, SIGINT at Python's own handler (a job
 # started in the background inherits it ignored)
-AS_A_PROGRAM = ("import runpy, signal, sys\n"
+AS_A_PROGRAM = ("import os, runpy, signal, sys\n"
                 "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
                 "sys.argv = sys.argv[1:]\n"
+                "sys.path.insert(0, os.path.dirname(sys.argv[0]))  # as `python script.py` does\n"
                 "runpy.run_path(sys.argv[0], run_name='__main__')\n")
 
 
