@@ -238,7 +238,7 @@ def render_dataset(n=1000, seed=0):
 
 def write_dataset(folder, images, labels):
     """Save each image as a PNG under its label's filename in folder/icons/, and the labels as
-    folder/labels.json (a JSON list, in order)."""
+    folder/labels.json (a JSON list, an entry an icon)."""
     # BEGIN BLOCK B: icons/ with one PNG an icon (Pillow), then labels.json
     (Path(folder) / "icons").mkdir(parents=True, exist_ok=True)
     for img, lab in zip(images, labels):
